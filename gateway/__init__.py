@@ -1,0 +1,1 @@
+"""The edges: REST and WebSocket endpoints, authentication, and batching toward actors."""

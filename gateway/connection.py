@@ -1,0 +1,103 @@
+"""One client WebSocket: its subscriptions, its identity and a bounded send queue.
+
+Frames are queued and written by one writer task per socket, so a client that
+stops reading never blocks the code that broadcasts. Reel-state frames replace
+the pending state of the same reel, because only the newest counts matter.
+Frames that must all arrive (acks, errors, comments) go into a bounded queue;
+when it overflows, the socket is closed with code 1013 ("try again later").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from gateway.auth import Principal
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, connection_id: str, queue_max: int) -> None:
+        self.websocket = websocket
+        self.id = connection_id
+        self.queue_max = queue_max
+        self.principal: Principal | None = None
+        self.subscriptions: set[str] = set()
+        self.closed = False
+        self.frames_dropped = 0
+        self._frames: deque[str] = deque()
+        self._states: dict[str, str] = {}
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._writer = asyncio.ensure_future(self._write_loop())
+
+    def send(self, frame: str) -> None:
+        """Queue a frame that must be delivered; close the socket if the queue is full."""
+        if self.closed:
+            return
+        if len(self._frames) >= self.queue_max:
+            logger.warning("connection %s: send queue full (%d frames); closing as too slow", self.id, self.queue_max)
+            self.close_soon(CLOSE_TRY_AGAIN_LATER, "client is not reading fast enough")
+            return
+        self._frames.append(frame)
+        self._wakeup.set()
+
+    def send_state(self, reel_id: str, frame: str) -> None:
+        """Queue a reel-state frame, replacing any not yet sent for the same reel."""
+        if self.closed:
+            return
+        if reel_id in self._states:
+            self.frames_dropped += 1
+        self._states[reel_id] = frame
+        self._wakeup.set()
+
+    def close_soon(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._frames.clear()
+        self._states.clear()
+        asyncio.ensure_future(self._close(code, reason))
+
+    async def stop(self) -> None:
+        self.closed = True
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+        try:
+            if self.websocket.application_state is WebSocketState.CONNECTED:
+                await self.websocket.close(code=code, reason=reason)
+        except (RuntimeError, OSError) as exc:
+            logger.debug("connection %s: close failed: %s", self.id, exc)
+
+    async def _write_loop(self) -> None:
+        try:
+            while not self.closed:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._frames and not self.closed:
+                    await self.websocket.send_text(self._frames.popleft())
+                while self._states and not self.closed:
+                    reel_id = next(iter(self._states))
+                    await self.websocket.send_text(self._states.pop(reel_id))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken socket ends only this connection
+            logger.debug("connection %s: send failed: %s", self.id, exc)
+            self.closed = True
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.id, "subscriptions": len(self.subscriptions), "queued": len(self._frames)}

@@ -1,0 +1,79 @@
+"""The ``reelwire`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from reelwire.config import Settings
+from reelwire.errors import ReelwireError
+from reelwire.logs import configure_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="reelwire", description="Realtime backend for short-video apps.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run Ray actors, consumers and the gateway until Ctrl-C")
+    up.add_argument("--no-seed", action="store_true", help="do not create the demo reels")
+    up.add_argument("--port", type=int, help="gateway port (default: REELWIRE_GATEWAY_PORT or 8000)")
+
+    gateway = commands.add_parser("gateway", help="run one more gateway process against running actors")
+    gateway.add_argument("--port", type=int, required=True, help="port of this gateway")
+
+    token = commands.add_parser("token", help="print a development JWT for a user")
+    token.add_argument("user_id", help="the user the token names")
+    token.add_argument("--ttl", type=int, default=None, help="lifetime in seconds (default: REELWIRE_TOKEN_TTL_S)")
+
+    commands.add_parser("migrate", help="create the keyspace, tables and topics")
+
+    args = parser.parse_args(argv)
+    configure_logging()
+    settings = Settings()
+    try:
+        if args.command == "token":
+            from gateway.auth import mint_token
+
+            print(mint_token(settings, args.user_id, args.ttl))
+            return 0
+        if args.command == "migrate":
+            return asyncio.run(_migrate(settings))
+        if args.port is not None:
+            settings = settings.model_copy(update={"gateway_port": args.port})
+        if not settings.ray_address:
+            _keep_ray_on_loopback()
+        from reelwire.server import run
+
+        own = args.command == "up"
+        if not own and not settings.ray_address:
+            # An extra gateway joins the Ray instance that `reelwire up` started.
+            settings = settings.model_copy(update={"ray_address": "auto"})
+        asyncio.run(run(settings, seed=own and not args.no_seed, own_actors=own))
+        return 0
+    except ReelwireError as exc:
+        print(f"reelwire: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _keep_ray_on_loopback() -> None:
+    # A single-node Ray otherwise advertises the host's network address; this
+    # switch, read when ray is imported, makes it bind and advertise 127.0.0.1.
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+async def _migrate(settings: Settings) -> int:
+    from storage.kafka import ensure_topics
+    from storage.schema import ensure_schema
+
+    version = await asyncio.to_thread(ensure_schema, settings)
+    await ensure_topics(settings)
+    print(f"schema at version {version}; topics {settings.events_topic} and {settings.dead_letter_topic} ready")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Logging set-up and the project's level policy.
+
+Levels:
+- ERROR: a bug, or a failure that loses service for some users (a shard that
+  must restart, a consumer that gives up); logged with the traceback when there is one.
+- WARNING: service degrades but goes on (a retry, a record sent to the
+  dead-letter topic, Redis unreachable, a slow client disconnected).
+- INFO: lifecycle (listening, actors ready, consumers started and stopped,
+  schema migrations applied).
+- DEBUG: per-request and per-frame detail; guarded by ``isEnabledFor`` on hot paths.
+
+Secrets never reach a log line: tokens and the JWT secret are not logged, and
+URLs are logged without credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str | None = None) -> None:
+    """Configure the root logger once per process, at ``REELWIRE_LOG_LEVEL`` (default INFO)."""
+    root = logging.getLogger()
+    if getattr(root, "_reelwire_configured", False):
+        return
+    chosen = (level or os.environ.get("REELWIRE_LOG_LEVEL") or "INFO").upper()
+    logging.basicConfig(level=chosen, format=_FORMAT)
+    # These libraries log every connection at INFO, which drowns the lifecycle lines.
+    for noisy in ("aiokafka", "cassandra", "kafka"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(chosen)))
+    root._reelwire_configured = True  # type: ignore[attr-defined]

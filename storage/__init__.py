@@ -1,0 +1,1 @@
+"""Adapters to Kafka, Cassandra, Redis and the search index, and the projections."""
