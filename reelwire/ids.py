@@ -80,9 +80,13 @@ class IdGenerator:
         return encode_id(value)
 
     def observe(self, issued_id: str) -> None:
-        """Move this generator's clock past an id it issued before a restart."""
+        """Move this generator's clock past an id it issued before a restart.
+
+        The clock moves one millisecond beyond the id's time, because the
+        sequence restarts at a random value and could otherwise fall below it.
+        """
         with self._lock:
-            self._last_ms = max(self._last_ms, id_time_ms(issued_id))
+            self._last_ms = max(self._last_ms, id_time_ms(issued_id) + 1)
 
 
 def random_node() -> int:
