@@ -37,10 +37,15 @@ class FeedShard:
         self.events_seen = 0
         self._positions: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
+        self._caught_up: asyncio.Event | None = None
 
     async def ready(self) -> dict[str, Any]:
+        """Start following the log and wait until the log as of now is applied."""
+        if self._caught_up is None:
+            self._caught_up = asyncio.Event()
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._follow())
+        await self._caught_up.wait()
         return {"feed_shard": self.index, "partitions": self.partitions, "reels": len(self.feed.items)}
 
     async def recent(self, limit: int, before_ms: int | None = None) -> list[dict[str, Any]]:
@@ -77,7 +82,12 @@ class FeedShard:
                     consumer.seek(tp, self._positions[tp.partition])
                 else:
                     await consumer.seek_to_beginning(tp)
+            ends = await consumer.end_offsets(partitions)
             while True:
+                if self._caught_up is not None and not self._caught_up.is_set():
+                    positions = {tp: await consumer.position(tp) for tp in partitions}
+                    if all(positions[tp] >= ends[tp] for tp in partitions):
+                        self._caught_up.set()
                 batches = await consumer.getmany(timeout_ms=500, max_records=1000)
                 for tp, records in batches.items():
                     for record in records:

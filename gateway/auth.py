@@ -45,8 +45,11 @@ def verify_token(settings: Settings, token: str) -> Principal:
         )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("the token has expired; authenticate again", code="token_expired") from exc
+    except jwt.InvalidSignatureError as exc:
+        raise Unauthorized("the token's signature does not match; get a new token", code="token_invalid") from exc
     except jwt.InvalidTokenError as exc:
-        raise Unauthorized(f"the token is invalid: {exc}", code="token_invalid") from exc
+        # The decoder's own message can quote raw token bytes, so it is not echoed.
+        raise Unauthorized("the token is malformed, or lacks the sub, exp or iss claim", code="token_invalid") from exc
     user_id = claims.get("sub")
     if not isinstance(user_id, str) or not USER_ID_PATTERN.match(user_id):
         raise Unauthorized("the token's subject is not a valid user id", code="token_invalid")

@@ -5,6 +5,10 @@ stops reading never blocks the code that broadcasts. Reel-state frames replace
 the pending state of the same reel, because only the newest counts matter.
 Frames that must all arrive (acks, errors, comments) go into a bounded queue;
 when it overflows, the socket is closed with code 1013 ("try again later").
+
+While a subscription catches up (see ``hold`` and ``release``), live frames
+of that reel wait, so the client sees the missed events first, in order, and
+never twice.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ class Connection:
         self.frames_dropped = 0
         self._frames: deque[str] = deque()
         self._states: dict[str, str] = {}
+        self._state_versions: dict[str, int] = {}
+        self._synced_to: dict[str, int] = {}
+        self._holding: dict[str, list[tuple[bool, int, str]]] = {}
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
@@ -51,14 +58,56 @@ class Connection:
         self._frames.append(frame)
         self._wakeup.set()
 
-    def send_state(self, reel_id: str, frame: str) -> None:
-        """Queue a reel-state frame, replacing any not yet sent for the same reel."""
+    def send_event(self, reel_id: str, version: int, frame: str) -> None:
+        """Queue a comment frame of a reel unless the catch-up already covered its version."""
+        held = self._holding.get(reel_id)
+        if held is not None:
+            held.append((True, version, frame))
+        elif version > self._synced_to.get(reel_id, 0):
+            self.send(frame)
+
+    def send_state(self, reel_id: str, version: int, frame: str) -> None:
+        """Queue a reel-state frame, replacing any not yet sent for the same reel.
+
+        States older than the newest one queued or sent are ignored.
+        """
         if self.closed:
+            return
+        held = self._holding.get(reel_id)
+        if held is not None:
+            held.append((False, version, frame))
+            return
+        if version <= self._state_versions.get(reel_id, -1):
             return
         if reel_id in self._states:
             self.frames_dropped += 1
+        self._state_versions[reel_id] = version
         self._states[reel_id] = frame
         self._wakeup.set()
+
+    def hold(self, reel_id: str) -> None:
+        """Park live frames of a reel until ``release``."""
+        self._holding.setdefault(reel_id, [])
+
+    def release(self, reel_id: str, synced_to: int, catch_up: list[str], state: tuple[int, str] | None) -> None:
+        """Send the catch-up frames, then the live frames parked meanwhile that it did not cover."""
+        parked = self._holding.pop(reel_id, [])
+        self._synced_to[reel_id] = max(self._synced_to.get(reel_id, 0), synced_to)
+        for frame in catch_up:
+            self.send(frame)
+        if state is not None:
+            self.send_state(reel_id, state[0], state[1])
+        for is_event, version, frame in parked:
+            if is_event:
+                self.send_event(reel_id, version, frame)
+            else:
+                self.send_state(reel_id, version, frame)
+
+    def forget(self, reel_id: str) -> None:
+        self._holding.pop(reel_id, None)
+        self._synced_to.pop(reel_id, None)
+        self._state_versions.pop(reel_id, None)
+        self._states.pop(reel_id, None)
 
     def close_soon(self, code: int, reason: str) -> None:
         if self.closed:

@@ -25,6 +25,7 @@ ALL_OPS = COMMAND_OPS | {"subscribe", "unsubscribe", "auth", "ping"}
 class ClientOp:
     op: str
     reel_ids: tuple[str, ...] = ()
+    since: dict[str, int] | None = None
     reel_id: str | None = None
     request_id: str | None = None
     text: str | None = None
@@ -51,7 +52,8 @@ def parse_client_frame(text: str, settings: Settings) -> ClientOp:
             raise InvalidRequest(
                 f"'reel_ids' must be a list of 1 to {MAX_SUBSCRIBE_BATCH} reel ids", code="invalid_frame"
             )
-        return ClientOp(op=op, reel_ids=tuple(validate_reel_id(reel_id) for reel_id in reel_ids))
+        ids = tuple(validate_reel_id(reel_id) for reel_id in reel_ids)
+        return ClientOp(op=op, reel_ids=ids, since=_parse_since(body.get("since"), ids) if op == "subscribe" else None)
 
     if op == "auth":
         token = body.get("token")
@@ -73,6 +75,22 @@ def parse_client_frame(text: str, settings: Settings) -> ClientOp:
     return ClientOp(op=op, reel_id=reel_id, request_id=request_id)
 
 
+def _parse_since(value: Any, reel_ids: tuple[str, ...]) -> dict[str, int] | None:
+    """Validate ``since``: the last version the client saw, per reel of this subscription."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidRequest("'since' must map reel ids to versions", code="invalid_frame")
+    since: dict[str, int] = {}
+    for reel_id, version in value.items():
+        if reel_id not in reel_ids:
+            raise InvalidRequest(f"'since' names reel {reel_id[:40]!r}, which is not in 'reel_ids'", code="invalid_frame")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise InvalidRequest("versions in 'since' must be integers >= 0", code="invalid_frame")
+        since[reel_id] = version
+    return since
+
+
 def dumps(body: dict[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
@@ -88,9 +106,12 @@ def error_frame(error: ReelwireError, request_id: str | None = None) -> str:
     return dumps(body)
 
 
-def state_frame(reel_id: str, version: int, counts: Counts | dict[str, int]) -> str:
+def state_frame(reel_id: str, version: int, counts: Counts | dict[str, int], *, resync: bool = False) -> str:
     counts_dict = counts.to_dict() if isinstance(counts, Counts) else counts
-    return dumps({"type": "reel.state", "reel_id": reel_id, "version": version, "counts": counts_dict})
+    body: dict[str, Any] = {"type": "reel.state", "reel_id": reel_id, "version": version, "counts": counts_dict}
+    if resync:
+        body["resync"] = True
+    return dumps(body)
 
 
 def event_frame(event: Event) -> str | None:

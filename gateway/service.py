@@ -74,8 +74,14 @@ class GatewayService:
             raise Unavailable(f"reserving the reel id in Redis failed: {exc}", code="redis_unavailable") from exc
         return await self.execute(Command(CommandKind.CREATE_REEL, reel_id, user_id, request_id, content=content))
 
-    async def read_states(self, reel_ids: list[str]) -> list[dict[str, Any] | None]:
-        """Return the live counts and version of reels, straight from their shards."""
+    async def read_states(
+        self, reel_ids: list[str], since: dict[str, int] | None = None
+    ) -> list[dict[str, Any] | None]:
+        """Return the live counts and version of reels, straight from their shards.
+
+        With ``since``, entries also carry the events after those versions
+        (see ``InteractionShard.get_states``).
+        """
         by_shard: dict[int, list[int]] = {}
         for position, reel_id in enumerate(reel_ids):
             shard = shard_for(reel_id, self.settings.kafka_partitions, len(self.actors.shards))
@@ -83,7 +89,10 @@ class GatewayService:
         result: list[dict[str, Any] | None] = [None] * len(reel_ids)
         try:
             answers = await asyncio.gather(*(
-                self.actors.shards[shard].get_states.remote([reel_ids[p] for p in positions])
+                self.actors.shards[shard].get_states.remote(
+                    [reel_ids[p] for p in positions],
+                    {reel_ids[p]: since[reel_ids[p]] for p in positions if reel_ids[p] in since} if since else None,
+                )
                 for shard, positions in by_shard.items()
             ))
         except ReelwireError:

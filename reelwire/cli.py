@@ -29,6 +29,16 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("migrate", help="create the keyspace, tables and topics")
 
+    bench = commands.add_parser("bench", help="measure Reelwire and the peers on this machine")
+    bench.add_argument("--duration", type=float, default=15.0, help="seconds per phase (default 15)")
+    bench.add_argument("--reels", type=int, default=200, help="reels in the Zipf workload (default 200)")
+    bench.add_argument("--sockets", type=int, default=16, help="WebSocket command connections (default 16)")
+    bench.add_argument("--window", type=int, default=128, help="unacknowledged commands per socket (default 128)")
+    bench.add_argument("--rest-concurrency", type=int, default=64, help="concurrent REST requests (default 64)")
+    bench.add_argument("--mix", default="like=60,unlike=10,share=15,comment=5,read=10",
+                       help="operation weights (default like=60,unlike=10,share=15,comment=5,read=10)")
+    bench.add_argument("--output", default=None, help="results folder (default results/ in the checkout)")
+
     args = parser.parse_args(argv)
     configure_logging()
     settings = Settings()
@@ -40,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
+        if args.command == "bench":
+            return _bench(args)
         if args.port is not None:
             settings = settings.model_copy(update={"gateway_port": args.port})
         if not settings.ray_address:
@@ -56,13 +68,44 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reelwire: {exc.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        return 130
+        # Ctrl-C is how `up` and `gateway` are meant to stop; shutdown has run by now.
+        return 0 if args.command in ("up", "gateway") else 130
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from reelwire.bench.runner import BenchOptions, run_bench
+    from reelwire.bench.workload import OperationMix
+
+    try:
+        mix = OperationMix.parse(args.mix)
+    except ValueError as exc:
+        print(f"reelwire bench: invalid --mix: {exc}", file=sys.stderr)
+        return 2
+    options = BenchOptions(
+        duration_s=args.duration,
+        reels=args.reels,
+        sockets=args.sockets,
+        window=args.window,
+        rest_concurrency=args.rest_concurrency,
+        mix=mix,
+        **({"output": Path(args.output)} if args.output else {}),
+    )
+    asyncio.run(run_bench(options))
+    return 0
 
 
 def _keep_ray_on_loopback() -> None:
-    # A single-node Ray otherwise advertises the host's network address; this
-    # switch, read when ray is imported, makes it bind and advertise 127.0.0.1.
+    """Set the environment of a single-node Ray, before ray is imported."""
+    # Ray otherwise advertises the host's network address; this switch makes
+    # it bind and advertise 127.0.0.1.
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    # The dashboard listens on 127.0.0.1 only, so Ray's token authentication
+    # would only stand between the operator and the dashboard. Clusters keep it.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # Each actor logs its own start-up line; Ray would merge identical ones.
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
 async def _migrate(settings: Settings) -> int:

@@ -29,6 +29,7 @@ def configure_logging(level: str | None = None) -> None:
     chosen = (level or os.environ.get("REELWIRE_LOG_LEVEL") or "INFO").upper()
     logging.basicConfig(level=chosen, format=_FORMAT)
     # These libraries log every connection at INFO, which drowns the lifecycle lines.
-    for noisy in ("aiokafka", "cassandra", "kafka"):
+    # uvicorn logs every WebSocket handshake, query string included, at INFO.
+    for noisy in ("aiokafka", "cassandra", "kafka", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(chosen)))
     root._reelwire_configured = True  # type: ignore[attr-defined]

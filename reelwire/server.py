@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import sys
+from pathlib import Path
+from typing import Any
 
 import ray
 import uvicorn
@@ -46,7 +50,7 @@ async def run(settings: Settings, *, seed: bool, own_actors: bool) -> None:
         create_app(service),
         host=settings.gateway_host,
         port=settings.gateway_port,
-        ws="websockets",
+        ws="websockets-sansio",
         ws_max_size=settings.max_body_bytes,
         ws_ping_interval=20,
         ws_ping_timeout=20,
@@ -64,6 +68,8 @@ async def run(settings: Settings, *, seed: bool, own_actors: bool) -> None:
             await asyncio.sleep(0.05)
         if seed:
             await seed_demo(service)
+        if own_actors:
+            _write_runtime_file(settings, address)
         _print_urls(settings, address.get("dashboard_url"))
         await serving
     finally:
@@ -72,6 +78,23 @@ async def run(settings: Settings, *, seed: bool, own_actors: bool) -> None:
             kill_actors(actors)
         ray.shutdown()
         logger.info("Reelwire stopped")
+
+
+def _write_runtime_file(settings: Settings, address: dict[str, Any]) -> None:
+    """Record where this deployment runs, for operators' tools and the tests."""
+    path = runtime_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = {
+        "pid": os.getpid(),
+        "gateway": f"http://{settings.gateway_host}:{settings.gateway_port}",
+        "ray_address": address.get("gcs_address") or settings.ray_address,
+        "dashboard_url": address.get("dashboard_url"),
+    }
+    path.write_text(json.dumps(info, indent=2))
+
+
+def runtime_file(settings: Settings) -> Path:
+    return settings.data_dir / settings.namespace / "runtime.json"
 
 
 def _print_urls(settings: Settings, dashboard_url: str | None) -> None:

@@ -12,7 +12,7 @@ import logging
 from typing import Any, Sequence
 
 from cassandra import ConsistencyLevel, DriverException
-from cassandra.cluster import Cluster, NoHostAvailable, ResponseFuture, Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, ResponseFuture, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement, Statement
 
@@ -31,27 +31,32 @@ class CassandraStore:
         self._session: Session | None = None
         self._prepared: dict[str, PreparedStatement] = {}
 
-    def connect(self, *, keyspace: bool = True) -> Session:
+    def connect(self) -> Session:
         """Open the session; blocking, so call it once at start-up."""
         if self._session is not None:
             return self._session
+        profile = ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+            consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+            request_timeout=10,
+        )
         cluster = Cluster(
             contact_points=self.settings.cassandra_hosts,
             port=self.settings.cassandra_port,
-            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             protocol_version=5,
             connect_timeout=10,
         )
         try:
-            session = cluster.connect(self.settings.keyspace if keyspace else None)
+            # Statements name their keyspace when prepared (protocol v5), so the
+            # session never issues USE, which Cassandra flags for prepared statements.
+            session = cluster.connect()
         except (NoHostAvailable, DriverException) as exc:
             cluster.shutdown()
             hosts = ",".join(self.settings.cassandra_hosts)
             raise StorageError(
                 f"Cassandra at {hosts}:{self.settings.cassandra_port} is unreachable: {exc}"
             ) from exc
-        session.default_consistency_level = ConsistencyLevel.LOCAL_QUORUM
-        session.default_timeout = 10
         self._cluster = cluster
         self._session = session
         return session
@@ -65,7 +70,7 @@ class CassandraStore:
     def prepare(self, cql: str) -> PreparedStatement:
         statement = self._prepared.get(cql)
         if statement is None:
-            statement = self.session.prepare(cql)
+            statement = self.session.prepare(cql, keyspace=self.settings.keyspace)
             self._prepared[cql] = statement
         return statement
 

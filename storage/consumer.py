@@ -75,8 +75,11 @@ class ProjectionConsumer:
                 await self._dead_letter(record, exc)
 
         await self._apply_with_retry(tp, records, events)
+        await self._commit(tp, records[-1].offset + 1)
+
+    async def _commit(self, tp: TopicPartition, next_offset: int) -> None:
         assert self._consumer is not None
-        await self._consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "")})
+        await self._consumer.commit({tp: OffsetAndMetadata(next_offset, "")})
 
     async def _apply_with_retry(self, tp: TopicPartition, records: list[ConsumerRecord], events: list[Event]) -> None:
         if not events:

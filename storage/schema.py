@@ -61,6 +61,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) WITH CLUSTERING ORDER BY (comment_id ASC)""",
         ),
     ),
+    Migration(
+        2,
+        "shard snapshots and partition checkpoints",
+        (
+            """CREATE TABLE IF NOT EXISTS reel_snapshots (
+                reel_id text PRIMARY KEY,
+                version bigint,
+                state blob
+            )""",
+            """CREATE TABLE IF NOT EXISTS partition_checkpoints (
+                partition int PRIMARY KEY,
+                next_offset bigint
+            )""",
+        ),
+    ),
 )
 
 
@@ -71,7 +86,7 @@ def ensure_schema(settings: Settings) -> int:
     several processes because every statement is ``IF NOT EXISTS``.
     """
     store = CassandraStore(settings)
-    session = store.connect(keyspace=False)
+    session = store.connect()
     try:
         session.execute(
             f"CREATE KEYSPACE IF NOT EXISTS {settings.keyspace} WITH replication = "

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402
@@ -129,9 +130,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def _drop_namespace(settings: Settings) -> None:
     """Remove the run's keyspace and topics so test runs do not pile up data."""
-    from cassandra.cluster import Cluster
-
-    cluster = Cluster(["127.0.0.1"], port=settings.cassandra_port)
+    cluster = short_cluster()
     try:
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=60)
     except Exception as exc:  # noqa: BLE001 - clean-up must not hide the test result
@@ -208,3 +207,37 @@ async def open_socket(stack: Stack, user_id: str | None = None) -> ClientConnect
 
 
 __all__ = ["Stack", "eventually", "receive_until", "open_socket", "connect"]
+
+
+@pytest.fixture(scope="session")
+def ray_session(stack: Stack) -> Iterator[Any]:
+    """Connect this test process to the deployment's Ray instance as a driver."""
+    import ray
+
+    from reelwire.server import runtime_file
+
+    info = json.loads(runtime_file(stack.settings).read_text())
+    ray.init(address=info["ray_address"], namespace=stack.settings.namespace, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def cassandra_rows(keyspace: str, cql: str) -> set[tuple[Any, ...]]:
+    """Return every row of a query as a set of tuples, read with a short-lived session."""
+    cluster = short_cluster()
+    try:
+        rows = cluster.connect(keyspace).execute(cql, timeout=60)
+        return {tuple(tuple(value) if isinstance(value, list) else value for value in row) for row in rows}
+    finally:
+        cluster.shutdown()
+
+
+def short_cluster() -> Any:
+    """Return a cassandra-driver Cluster for the local node, for checks outside the product."""
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import RoundRobinPolicy
+
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=60)
+    return Cluster(["127.0.0.1"], port=9042, protocol_version=5, execution_profiles={EXEC_PROFILE_DEFAULT: profile})

@@ -6,9 +6,7 @@ import json
 
 import httpx
 import pytest
-from cassandra.cluster import Cluster
-
-from tests.integration.conftest import Stack, eventually, open_socket, receive_until
+from tests.integration.conftest import Stack, cassandra_rows, eventually, open_socket, receive_until
 
 pytestmark = pytest.mark.integration
 
@@ -67,12 +65,8 @@ async def test_like_reaches_other_socket_and_projections(stack: Stack, http: htt
     reel = await eventually(projected, what="the counts in Cassandra")
     assert reel["liked"] is True
     assert reel["hashtags"] == ["kayak", "norway"]
-    cluster = Cluster(["127.0.0.1"], port=stack.settings.cassandra_port)
-    try:
-        rows = cluster.connect(stack.settings.keyspace).execute("SELECT user_id FROM likes WHERE reel_id = %s", (reel_id,))
-        assert sorted(row.user_id for row in rows) == ["bob", "carol"]
-    finally:
-        cluster.shutdown()
+    rows = cassandra_rows(stack.settings.keyspace, f"SELECT user_id FROM likes WHERE reel_id = '{reel_id}'")
+    assert rows == {("bob",), ("carol",)}
 
     # The reel lands in search.
     async def found():

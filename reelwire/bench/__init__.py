@@ -1,0 +1,1 @@
+"""The benchmark: a realistic load on Reelwire and on its peers, measured in one run."""

@@ -1,0 +1,123 @@
+"""Processes the benchmark starts and stops: a Reelwire deployment and the peers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from reelwire.config import REPO_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def rss_mb(self) -> float:
+        """Resident memory of the process and its children, in MiB."""
+        return process_tree_rss_mb(self.process.pid)
+
+    def stop(self, timeout_s: float = 60) -> None:
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+def start_process(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> ManagedProcess:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True
+        )
+    return ManagedProcess(name, process, log_path)
+
+
+async def wait_http(managed: ManagedProcess, url: str, timeout_s: float) -> None:
+    """Wait until ``url`` answers 200; raise RuntimeError naming the log when it does not."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            if managed.process.poll() is not None:
+                raise RuntimeError(f"{managed.name} exited with {managed.process.returncode}; see {managed.log_path}")
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"{managed.name} did not answer {url} within {timeout_s:.0f} s; see {managed.log_path}")
+
+
+def process_tree_rss_mb(pid: int) -> float:
+    return sum(_own_rss_mb(member) for member in [pid, *_descendants(pid)])
+
+
+def rss_of_matching(pattern: str) -> float:
+    """Total resident memory in MiB of processes whose command line contains ``pattern``."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if pattern in command:
+            total += _own_rss_mb(int(entry.name))
+    return total
+
+
+def _own_rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: list[int] = []
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def python() -> str:
+    return sys.executable

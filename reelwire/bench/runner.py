@@ -1,0 +1,194 @@
+"""``reelwire bench``: start what is needed, run the workloads, print and save the results.
+
+Every phase is bounded by ``--duration`` seconds, every address is 127.0.0.1,
+and every process the run starts is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.auth import mint_token
+from reelwire.bench.clients import LoadResult, rest_commands, websocket_commands
+from reelwire.bench.processes import ManagedProcess, free_port, python, start_process, wait_http
+from reelwire.bench.workload import OperationMix
+from reelwire.config import REPO_ROOT, Settings
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    duration_s: float = 15.0
+    reels: int = 200
+    sockets: int = 16
+    window: int = 128
+    rest_concurrency: int = 64
+    users: int = 2000
+    mix: OperationMix = OperationMix()
+    output: Path = REPO_ROOT / "results"
+    seed: int = 7
+
+
+async def run_bench(options: BenchOptions) -> dict[str, Any]:
+    """Run every phase and return the results; also written as JSON under ``options.output``."""
+    run_dir = options.output / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["bash", str(REPO_ROOT / "scripts" / "services.sh"), "start"], check=True,
+                   stdout=subprocess.DEVNULL)
+
+    namespace = f"bench_{secrets.token_hex(3)}"
+    port = free_port()
+    settings = Settings(namespace=namespace, gateway_port=port, dashboard_port=free_port(),
+                        data_dir=run_dir / "data")
+    env = dict(
+        os.environ,
+        REELWIRE_NAMESPACE=namespace,
+        REELWIRE_GATEWAY_PORT=str(port),
+        REELWIRE_DASHBOARD_PORT=str(settings.dashboard_port),
+        REELWIRE_DATA_DIR=str(settings.data_dir),
+        REELWIRE_LOG_LEVEL="WARNING",
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+        RAY_AUTH_MODE="disabled",
+    )
+    stack = start_process("reelwire", [python(), "-m", "reelwire.cli", "up", "--no-seed"], env, run_dir)
+    peer: ManagedProcess | None = None
+    phases: list[dict[str, Any]] = []
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        print(f"bench: starting Reelwire ({namespace}) on {base_url}", flush=True)
+        await wait_http(stack, f"{base_url}/health", 300)
+        tokens = [mint_token(settings, f"user-{number}", 7200) for number in range(options.users)]
+        reel_ids = await _create_reels(base_url, tokens, options.reels)
+
+        phases.append(await _phase("Reelwire", "WebSocket", "mix", websocket_commands(
+            f"ws://127.0.0.1:{port}/ws", tokens[: options.sockets], reel_ids, options.mix,
+            duration_s=options.duration_s, window=options.window, seed=options.seed)))
+        phases.append(await _phase("Reelwire", "REST", "mix", rest_commands(
+            base_url, tokens, reel_ids, options.mix, duration_s=options.duration_s,
+            concurrency=options.rest_concurrency, seed=options.seed)))
+        likes_only = OperationMix(like=1, unlike=0, share=0, comment=0, read=0)
+        phases.append(await _phase("Reelwire", "WebSocket", "like", websocket_commands(
+            f"ws://127.0.0.1:{port}/ws", tokens[options.sockets: 2 * options.sockets], reel_ids, likes_only,
+            duration_s=options.duration_s, window=options.window, seed=options.seed + 1)))
+        phases.append(await _phase("Reelwire", "REST", "like", rest_commands(
+            base_url, tokens, reel_ids, likes_only, duration_s=options.duration_s,
+            concurrency=options.rest_concurrency, seed=options.seed + 1)))
+        memory = {"reelwire (gateway + Ray + actors)": stack.rss_mb()}
+
+        peer_port = free_port()
+        peer = start_process("naive-peer", [python(), "-m", "reelwire.bench.naive_peer", "--port", str(peer_port),
+                                            "--prefix", namespace], env, run_dir)
+        await wait_http(peer, f"http://127.0.0.1:{peer_port}/docs", 60)
+        phases.append(await _phase("naive peer", "REST", "like", rest_commands(
+            f"http://127.0.0.1:{peer_port}", tokens, reel_ids, likes_only, duration_s=options.duration_s,
+            concurrency=options.rest_concurrency, seed=options.seed + 1, naive=True)))
+        memory["naive peer"] = peer.rss_mb()
+    finally:
+        if peer is not None:
+            peer.stop()
+        stack.stop()
+
+    results = {
+        "command": "reelwire bench " + _describe(options),
+        "machine": machine_info(),
+        "versions": versions(),
+        "options": {**{k: v for k, v in options.__dict__.items() if k not in ("mix", "output")},
+                    "mix": options.mix.__dict__},
+        "phases": phases,
+        "memory_mb": {name: round(value, 1) for name, value in memory.items()},
+    }
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    print(render_table(results))
+    print(f"bench: results in {run_dir}")
+    return results
+
+
+async def _phase(target: str, transport: str, workload: str, load: Any) -> dict[str, Any]:
+    print(f"bench: {target} over {transport}, workload {workload} ...", flush=True)
+    result: LoadResult = await load
+    return {"target": target, "transport": transport, "workload": workload, **result.summary()}
+
+
+async def _create_reels(base_url: str, tokens: list[str], count: int) -> list[str]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+
+        async def create(number: int) -> str:
+            response = await client.post(
+                "/reels",
+                json={"caption": f"bench reel {number}", "hashtags": ["bench"], "media_url": "https://cdn.test/v.mp4"},
+                headers={"Authorization": f"Bearer {tokens[number % len(tokens)]}"},
+            )
+            response.raise_for_status()
+            return response.json()["reel_id"]
+
+        return list(await asyncio.gather(*(create(number) for number in range(count))))
+
+
+def render_table(results: dict[str, Any]) -> str:
+    header = f"{'target':<12} {'transport':<10} {'workload':<8} {'acked/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+    lines = [header, "-" * len(header)]
+    for phase in results["phases"]:
+        lines.append(
+            f"{phase['target']:<12} {phase['transport']:<10} {phase['workload']:<8} {phase['per_second']:>10.0f} "
+            f"{phase['p50_ms']:>8.2f} {phase['p99_ms']:>8.2f} {phase['errors']:>7}"
+        )
+    return "\n".join(lines)
+
+
+def machine_info() -> dict[str, Any]:
+    memory_kb = 0
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def versions() -> dict[str, str]:
+    names = ["reelwire", "ray", "fastapi", "uvicorn", "websockets", "redis", "aiokafka", "cassandra-driver", "tantivy"]
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    found.update({"kafka": "3.9.1", "cassandra": "5.0.6"})
+    return found
+
+
+def _describe(options: BenchOptions) -> str:
+    return (f"--duration {options.duration_s:g} --reels {options.reels} --sockets {options.sockets} "
+            f"--window {options.window} --rest-concurrency {options.rest_concurrency}")
+
+
+def elapsed_since(start: float) -> float:
+    return time.perf_counter() - start
