@@ -27,7 +27,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from actors.snapshot import decode_state, encode_state
+from actors.snapshot import copy_for_snapshot, decode_state, encode_state
 from actors.state import ReelState, VersionGap, apply_command, evolve
 from reelwire.config import Settings
 from reelwire.errors import ReelwireError, StorageError, Unavailable
@@ -94,7 +94,7 @@ class InteractionShard:
         window_ms = self.settings.idempotency_window_s * 1000
         outcomes: list[Outcome] = []
         events: list[Event] = []
-        pending: list[asyncio.Future[Any]] = []
+        pending: list[tuple[int, int, asyncio.Future[Any]]] = []
         acked: list[Any] = []
 
         # State changes and send() calls happen under one lock, so the order of
@@ -103,7 +103,10 @@ class InteractionShard:
             await self._preload({command.reel_id for command in commands})
             for command in commands:
                 state = self.reels.get(command.reel_id) or ReelState(reel_id=command.reel_id)
-                outcome, event = apply_command(state, command, now_ms=now_ms, new_id=self.ids.new_id, window_ms=window_ms)
+                outcome, event = apply_command(
+                    state, command, now_ms=now_ms, new_id=self.ids.new_id, window_ms=window_ms,
+                    max_requests=self.settings.idempotency_max_per_reel,
+                )
                 if state.exists:
                     self.reels[command.reel_id] = state
                     self.reels.move_to_end(command.reel_id)
@@ -111,14 +114,15 @@ class InteractionShard:
                 if event is not None:
                     events.append(event)
                     self._dirty.add(event.reel_id)
+            encoded = [encode_event(event) for event in events]
             try:
-                pending = [await self._send(event) for event in events]
+                pending = await self._append(events, encoded)
             except KafkaError as exc:
                 self._abandon(exc)
             self._in_flight += 1
 
         try:
-            acked = await asyncio.gather(*pending)
+            acked = await asyncio.gather(*(future for _, _, future in pending))
         except KafkaError as exc:
             self._abandon(exc)
         finally:
@@ -126,8 +130,9 @@ class InteractionShard:
                 self._in_flight -= 1
                 self._drained.notify_all()
 
-        for metadata in acked:
-            self._next_offset[metadata.partition] = max(self._next_offset.get(metadata.partition, 0), metadata.offset + 1)
+        for (partition, records, _), metadata in zip(pending, acked):
+            # A batch's metadata carries the offset of its first record.
+            self._next_offset[partition] = max(self._next_offset.get(partition, 0), metadata.offset + records)
         for event in events:
             self._remember_event(event)
             known = self._acked.get(event.reel_id)
@@ -135,7 +140,7 @@ class InteractionShard:
                 self._acked[event.reel_id] = (event.version, event.counts)
         self.commands_applied += len(commands)
         self.events_appended += len(events)
-        await redis_bus.publish_events(self._redis, self.settings, events)
+        await redis_bus.publish_events(self._redis, self.settings, events, encoded)
         return outcomes
 
     async def get_states(
@@ -179,14 +184,34 @@ class InteractionShard:
             "pid": os.getpid(),
         }
 
-    async def _send(self, event: Event) -> "asyncio.Future[Any]":
+    async def _append(self, events: list[Event], encoded: list[bytes]) -> list[tuple[int, int, asyncio.Future[Any]]]:
+        """Hand events to the producer as one record batch per partition, in order.
+
+        Returns (partition, records, future) per batch. Building batches here
+        costs far less than one ``send`` per record.
+        """
         assert self._producer is not None
-        return await self._producer.send(
-            self.settings.events_topic,
-            value=encode_event(event),
-            key=event.reel_id.encode("utf-8"),
-            partition=partition_for(event.reel_id, self.settings.kafka_partitions),
-        )
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+        for event, value in zip(events, encoded):
+            partition = partition_for(event.reel_id, self.settings.kafka_partitions)
+            by_partition.setdefault(partition, []).append((event.reel_id.encode("utf-8"), value))
+
+        pending = []
+        for partition, records in by_partition.items():
+            batch = self._producer.create_batch()
+            count = 0
+            for key, value in records:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    future = await self._producer.send_batch(batch, self.settings.events_topic, partition=partition)
+                    pending.append((partition, count, future))
+                    batch = self._producer.create_batch()
+                    count = 0
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        raise KafkaError(f"an event of {len(value)} bytes exceeds the producer's batch size")
+                count += 1
+            future = await self._producer.send_batch(batch, self.settings.events_topic, partition=partition)
+            pending.append((partition, count, future))
+        return pending
 
     def _remember_event(self, event: Event) -> None:
         if self.settings.resume_events <= 0:
@@ -314,9 +339,12 @@ class InteractionShard:
                 await self._drained.wait_for(lambda: self._in_flight == 0)
             offsets = dict(self._next_offset)
             dirty = [reel_id for reel_id in self._dirty if reel_id in self.reels]
-            blobs = [(reel_id, self.reels[reel_id].version, encode_state(self.reels[reel_id])) for reel_id in dirty]
+            keep = self.settings.snapshot_requests_per_reel
+            copies = [copy_for_snapshot(self.reels[reel_id], keep) for reel_id in dirty]
             self._dirty.clear()
 
+        # Encoding runs in a thread and outside the lock, so batches go on meanwhile.
+        blobs = await asyncio.to_thread(lambda: [(copy.reel_id, copy.version, encode_state(copy)) for copy in copies])
         try:
             await self._snapshots.save(blobs)
             await self._snapshots.save_checkpoints(offsets)

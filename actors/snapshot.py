@@ -9,12 +9,39 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections import OrderedDict
 from typing import Any
 
 from actors.state import CommentMeta, ReelState, RequestRecord
 from reelwire.events import CommandKind, Counts, Outcome, OutcomeStatus
 
 SNAPSHOT_FORMAT = 1
+
+
+def copy_for_snapshot(state: ReelState, max_requests: int) -> ReelState:
+    """Return a copy of a reel that a snapshot can encode while the original changes.
+
+    Only the newest ``max_requests`` request records are kept, so a hot reel's
+    snapshot stays small; a retry of an older request after a shard restart is
+    applied as new.
+    """
+    requests = state.requests
+    if len(requests) > max_requests:
+        keys = list(requests)[-max_requests:]
+        kept = OrderedDict((key, requests[key]) for key in keys)
+    else:
+        kept = OrderedDict(requests)
+    return ReelState(
+        reel_id=state.reel_id,
+        version=state.version,
+        creator_id=state.creator_id,
+        created_at_ms=state.created_at_ms,
+        likers=set(state.likers),
+        shares=state.shares,
+        comments={comment_id: CommentMeta(meta.author, meta.deleted) for comment_id, meta in state.comments.items()},
+        live_comments=state.live_comments,
+        requests=kept,
+    )
 
 
 def encode_state(state: ReelState) -> bytes:
@@ -50,7 +77,7 @@ def decode_state(blob: bytes) -> ReelState:
         shares=body["shares"],
         comments=comments,
         live_comments=sum(1 for meta in comments.values() if not meta.deleted),
-        requests=dict(_decode_request(item, body["reel_id"]) for item in body["requests"]),
+        requests=OrderedDict(_decode_request(item, body["reel_id"]) for item in body["requests"]),
     )
 
 

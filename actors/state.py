@@ -8,6 +8,7 @@ replayed log rebuilds exactly the state that served the commands.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -48,7 +49,9 @@ class ReelState:
     shares: int = 0
     comments: dict[str, CommentMeta] = field(default_factory=dict)
     live_comments: int = 0
-    requests: dict[str, RequestRecord] = field(default_factory=dict)
+    # Oldest first; an OrderedDict because expiry pops from the front, which a
+    # plain dict makes slower the more entries it has deleted.
+    requests: OrderedDict[str, RequestRecord] = field(default_factory=OrderedDict)
 
     @property
     def exists(self) -> bool:
@@ -73,14 +76,17 @@ def apply_command(
     now_ms: int,
     new_id: Callable[[], str],
     window_ms: int,
+    max_requests: int = 100_000,
 ) -> tuple[Outcome, Event | None]:
     """Apply one command to a reel and return its outcome and event.
 
     A retry of a request id seen within ``window_ms`` returns the first outcome
-    and no event. Rejections are outcomes too, never exceptions, so one bad
-    command cannot fail the rest of its batch.
+    and no event, as long as the reel has seen at most ``max_requests`` newer
+    requests; that cap bounds the memory of a hot reel. Rejections are
+    outcomes too, never exceptions, so one bad command cannot fail the rest of
+    its batch.
     """
-    _forget_old_requests(state, now_ms - window_ms)
+    _forget_old_requests(state, now_ms - window_ms, max_requests)
     key = request_key(command.user_id, command.request_id)
     seen = state.requests.get(key)
     if seen is not None:
@@ -265,11 +271,11 @@ def _rejected(command: Command, error: ReelwireError) -> Outcome:
     )
 
 
-def _forget_old_requests(state: ReelState, cutoff_ms: int) -> None:
+def _forget_old_requests(state: ReelState, cutoff_ms: int, max_requests: int) -> None:
     # Records are inserted in time order, so the oldest ones are at the front.
     requests = state.requests
     while requests:
         key = next(iter(requests))
-        if requests[key].at_ms >= cutoff_ms:
+        if requests[key].at_ms >= cutoff_ms and len(requests) <= max_requests:
             break
-        del requests[key]
+        requests.popitem(last=False)

@@ -21,7 +21,7 @@ from gateway.connection import Connection
 from gateway.presence import PRESENCE_PING, Presence
 from gateway.protocol import dumps, event_frame, state_frame
 from reelwire.config import Settings
-from reelwire.events import Event, InvalidEvent, decode_event
+from reelwire.events import Event, InvalidEvent, decode_event_list
 
 logger = logging.getLogger(__name__)
 
@@ -149,20 +149,21 @@ class Fanout:
             self.presence.on_ping(self._reel_of_channel(channel))
             return
         try:
-            event = decode_event(data)
+            events = decode_event_list(data)
         except InvalidEvent as exc:
             logger.warning("ignoring undecodable message on %s: %s", channel, exc)
             return
-        viewers = self.viewers.get(event.reel_id)
-        if not viewers:
-            return
-        frame = event_frame(event)
-        if frame is not None:
-            for connection in list(viewers):
-                connection.send_event(event.reel_id, event.version, frame)
-            self.pushes += len(viewers)
-        if self._remember(event.reel_id, event.version, event.counts.to_dict()):
-            self._dirty.add(event.reel_id)
+        for event in events:
+            viewers = self.viewers.get(event.reel_id)
+            if not viewers:
+                continue
+            frame = event_frame(event)
+            if frame is not None:
+                for connection in list(viewers):
+                    connection.send_event(event.reel_id, event.version, frame)
+                self.pushes += len(viewers)
+            if self._remember(event.reel_id, event.version, event.counts.to_dict()):
+                self._dirty.add(event.reel_id)
 
     async def _listen(self) -> None:
         while True:

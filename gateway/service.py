@@ -26,6 +26,14 @@ from storage.queries import ReadModel
 logger = logging.getLogger(__name__)
 
 
+def raise_if_rejected(outcome: Outcome) -> Outcome:
+    """Return an outcome, or raise the ReelwireError that a rejected one carries."""
+    if outcome.status is OutcomeStatus.REJECTED and outcome.error is not None:
+        kind, body = outcome.error
+        raise error_from_dict(kind, body)
+    return outcome
+
+
 @dataclass
 class Actors:
     shards: list[Any]
@@ -48,16 +56,13 @@ class GatewayService:
         await self.fanout.start()
 
     async def stop(self) -> None:
+        await self.batcher.close()
         await self.fanout.stop()
         await self.redis.aclose()
 
     async def execute(self, command: Command) -> Outcome:
         """Run one command on its shard; raise the ReelwireError of a rejected outcome."""
-        outcome = await self.batcher.submit(command)
-        if outcome.status is OutcomeStatus.REJECTED and outcome.error is not None:
-            kind, body = outcome.error
-            raise error_from_dict(kind, body)
-        return outcome
+        return raise_if_rejected(await self.batcher.submit(command))
 
     async def create_reel(self, user_id: str, request_id: str, content: ReelContent) -> Outcome:
         # The first create with a request id reserves the reel id in Redis for

@@ -19,9 +19,9 @@ from starlette.websockets import WebSocketDisconnect
 from gateway.auth import bearer_token, verify_token
 from gateway.connection import Connection
 from gateway.protocol import ClientOp, ack_frame, dumps, error_frame, parse_client_frame
-from gateway.service import GatewayService
+from gateway.service import GatewayService, raise_if_rejected
 from reelwire.errors import InvalidRequest, ReelwireError, Unauthorized
-from reelwire.events import Command, CommandKind
+from reelwire.events import Command, CommandKind, Outcome
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -47,8 +47,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     connection = Connection(websocket, f"c{next(_connection_ids)}", settings.send_queue_max)
     connection.start()
     app.state.connections.add(connection)
-    in_flight = asyncio.Semaphore(MAX_COMMANDS_IN_FLIGHT)
-    tasks: set[asyncio.Task[None]] = set()
+    in_flight = InFlight(MAX_COMMANDS_IN_FLIGHT)
 
     try:
         header_token = bearer_token(websocket.headers.get("authorization"))
@@ -78,10 +77,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                 connection.send(error_frame(exc))
                 continue
             if op.op in _KINDS:
-                await in_flight.acquire()
-                task = asyncio.ensure_future(_run_command(service, connection, op, in_flight))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                # Reading pauses while too many commands of this socket are pending.
+                await in_flight.wait_for_room()
+                _start_command(service, connection, op, in_flight)
             else:
                 await _handle_control(service, connection, op)
     except WebSocketDisconnect:
@@ -114,25 +112,56 @@ async def _handle_control(service: GatewayService, connection: Connection, op: C
         connection.send(error_frame(exc))
 
 
-async def _run_command(
-    service: GatewayService, connection: Connection, op: ClientOp, in_flight: asyncio.Semaphore
-) -> None:
+class InFlight:
+    """A count of a socket's pending commands, with a wait for room below a limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self._room = asyncio.Event()
+        self._room.set()
+
+    async def wait_for_room(self) -> None:
+        while self.count >= self.limit:
+            self._room.clear()
+            await self._room.wait()
+
+    def add(self) -> None:
+        self.count += 1
+
+    def done(self) -> None:
+        self.count -= 1
+        self._room.set()
+
+
+def _start_command(service: GatewayService, connection: Connection, op: ClientOp, in_flight: InFlight) -> None:
+    """Queue a command and send its ack or error when the outcome arrives.
+
+    No task is created per command: a callback on the batcher's future sends
+    the frame, which keeps the per-command cost low at high rates.
+    """
+    principal = connection.principal
     try:
-        principal = connection.principal
         if principal is None:
             raise Unauthorized("commands need authentication; send an 'auth' frame first", code="token_missing")
         if principal.expires_at <= time.time():
             raise Unauthorized("the token has expired; send a new 'auth' frame", code="token_expired")
-        assert op.reel_id is not None and op.request_id is not None
-        command = Command(
-            _KINDS[op.op], op.reel_id, principal.user_id, op.request_id, text=op.text, comment_id=op.comment_id
-        )
-        outcome = await service.execute(command)
-        connection.send(ack_frame(outcome))
     except ReelwireError as exc:
         connection.send(error_frame(exc, op.request_id))
-    except Exception:
-        logger.exception("connection %s: command %s failed unexpectedly", connection.id, op.op)
-        connection.send(error_frame(ReelwireError("internal error"), op.request_id))
-    finally:
-        in_flight.release()
+        return
+    assert op.reel_id is not None and op.request_id is not None
+    command = Command(_KINDS[op.op], op.reel_id, principal.user_id, op.request_id, text=op.text, comment_id=op.comment_id)
+    in_flight.add()
+    future = service.batcher.enqueue(command)
+
+    def on_done(done: asyncio.Future[Outcome]) -> None:
+        in_flight.done()
+        try:
+            connection.send(ack_frame(raise_if_rejected(done.result())))
+        except ReelwireError as exc:
+            connection.send(error_frame(exc, op.request_id))
+        except Exception:
+            logger.exception("connection %s: command %s failed unexpectedly", connection.id, op.op)
+            connection.send(error_frame(ReelwireError("internal error"), op.request_id))
+
+    future.add_done_callback(on_done)

@@ -55,13 +55,19 @@ class Settings(BaseSettings):
 
     data_dir: Path = REPO_ROOT / ".local" / "data" / "reelwire"
 
-    snapshot_interval_s: float = Field(5.0, gt=0, description="Seconds between shard snapshots.")
+    snapshot_interval_s: float = Field(30.0, gt=0, description="Seconds between shard snapshots.")
+    snapshot_requests_per_reel: int = Field(
+        1000, ge=0, description="Newest request ids per reel kept in a snapshot, for retries across a restart."
+    )
     reel_idle_s: int = Field(300, ge=1, description="Seconds after which an unchanged reel leaves shard memory.")
     max_reels_per_shard: int = Field(200_000, ge=100, description="Reels a shard keeps in memory at most.")
 
     resume_events: int = Field(256, ge=0, description="Recent events per reel kept for resuming clients.")
 
     idempotency_window_s: int = Field(900, ge=1, description="Seconds a request id is remembered.")
+    idempotency_max_per_reel: int = Field(
+        100_000, ge=100, description="Request ids a reel remembers at most; a hot reel forgets older ones sooner."
+    )
     batch_max: int = Field(256, ge=1, description="Commands per batch toward one shard.")
     batch_tick_ms: float = Field(2.0, ge=0.1, description="Longest wait before a partial batch is sent.")
     push_tick_ms: int = Field(50, ge=5, description="Count updates per reel are coalesced per tick.")

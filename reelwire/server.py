@@ -54,6 +54,8 @@ async def run(settings: Settings, *, seed: bool, own_actors: bool) -> None:
         ws_max_size=settings.max_body_bytes,
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        # Frames are small JSON; compressing each one costs more CPU than it saves.
+        ws_per_message_deflate=False,
         access_log=False,
         log_config=None,
         lifespan="on",

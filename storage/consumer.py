@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -39,6 +40,8 @@ class ProjectionConsumer:
         self.max_records = max_records
         self.applied = 0
         self.dead_lettered = 0
+        self._unlogged = 0
+        self._last_logged = 0.0
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
 
@@ -133,7 +136,14 @@ class ProjectionConsumer:
         except KafkaError as exc:
             raise StorageError(f"could not write to dead-letter topic {self.settings.dead_letter_topic}: {exc}") from exc
         self.dead_lettered += 1
-        logger.warning(
-            "group %s: record %s[%d]@%d moved to %s: %s",
-            self.group_id, record.topic, record.partition, record.offset, self.settings.dead_letter_topic, error,
-        )
+        # A burst of bad records logs one line per second, with the count it stands for.
+        now = time.monotonic()
+        self._unlogged += 1
+        if now - self._last_logged >= 1.0:
+            logger.warning(
+                "group %s: %d record(s) moved to %s, the last %s[%d]@%d: %s",
+                self.group_id, self._unlogged, self.settings.dead_letter_topic,
+                record.topic, record.partition, record.offset, error,
+            )
+            self._unlogged = 0
+            self._last_logged = now
