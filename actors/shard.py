@@ -1,7 +1,7 @@
 """The interaction shard actor: owner of the state of every reel on its partitions.
 
 Commands arrive in batches. The shard applies a batch to its reels, appends the
-resulting events to Kafka in one go and answers only after Kafka has
+resulting events to Kafka in one go and returns the outcomes once Kafka has
 acknowledged them (``acks=all``). Then it publishes the events to Redis for the
 gateways. If an append fails, the in-memory state may be ahead of the log, so
 the actor process exits; Ray restarts it, the new process rebuilds its reels
