@@ -25,18 +25,16 @@ from reelwire.hashing import shard_for
 
 logger = logging.getLogger(__name__)
 
-MAX_IN_FLIGHT_PER_SHARD = 4
-
 Pending = tuple[Command, "asyncio.Future[Outcome]"]
 
 
 class _Lane:
-    def __init__(self, index: int, shard: Any) -> None:
+    def __init__(self, index: int, shard: Any, in_flight: int) -> None:
         self.index = index
         self.shard = shard
         self.pending: deque[Pending] = deque()
         self.wakeup = asyncio.Event()
-        self.slots = asyncio.Semaphore(MAX_IN_FLIGHT_PER_SHARD)
+        self.slots = asyncio.Semaphore(in_flight)
         self.pump: asyncio.Task[None] | None = None
 
 
@@ -77,7 +75,8 @@ class CommandBatcher:
     def _ensure_lanes(self) -> list[_Lane]:
         # Lanes are made on first use, inside the running event loop.
         if self._lanes is None:
-            self._lanes = [_Lane(index, shard) for index, shard in enumerate(self._shards)]
+            in_flight = self.settings.batches_in_flight
+            self._lanes = [_Lane(index, shard, in_flight) for index, shard in enumerate(self._shards)]
             for lane in self._lanes:
                 lane.pump = asyncio.ensure_future(self._pump(lane))
         return self._lanes

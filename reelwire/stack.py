@@ -36,15 +36,17 @@ def connect_ray(settings: Settings) -> dict[str, Any]:
     if ray.is_initialized():
         return {}
     if settings.ray_address:
-        context = ray.init(address=settings.ray_address, namespace=settings.namespace, log_to_driver=True)
+        context = ray.init(address=settings.ray_address, namespace=settings.namespace, log_to_driver=False)
     else:
+        # Actor logs stay in Ray's log files and the dashboard; streaming every
+        # line to this process would cost the gateway CPU under load.
         context = ray.init(
             namespace=settings.namespace,
             include_dashboard=True,
             dashboard_host=settings.dashboard_host,
             dashboard_port=settings.dashboard_port,
             _node_ip_address="127.0.0.1",
-            log_to_driver=True,
+            log_to_driver=False,
         )
     logger.info("connected to Ray at %s", context.address_info.get("gcs_address"))
     return dict(context.address_info, dashboard_url=context.dashboard_url)

@@ -48,8 +48,6 @@ class CassandraStore:
             connect_timeout=10,
         )
         try:
-            # Statements name their keyspace when prepared (protocol v5), so the
-            # session never issues USE, which Cassandra flags for prepared statements.
             session = cluster.connect()
         except (NoHostAvailable, DriverException) as exc:
             cluster.shutdown()
@@ -70,7 +68,9 @@ class CassandraStore:
     def prepare(self, cql: str) -> PreparedStatement:
         statement = self._prepared.get(cql)
         if statement is None:
-            statement = self.session.prepare(cql, keyspace=self.settings.keyspace)
+            # CQL in this project names tables as {ks}.table; the driver never
+            # issues USE, which Cassandra flags for prepared statements.
+            statement = self.session.prepare(cql.format(ks=self.settings.keyspace))
             self._prepared[cql] = statement
         return statement
 

@@ -14,18 +14,18 @@ from typing import Any
 from reelwire.events import Event, EventType
 
 UPSERT_COUNTS = (
-    "UPDATE reel_counts USING TIMESTAMP ? SET likes = ?, shares = ?, comments = ?, version = ? WHERE reel_id = ?"
+    "UPDATE {ks}.reel_counts USING TIMESTAMP ? SET likes = ?, shares = ?, comments = ?, version = ? WHERE reel_id = ?"
 )
 INSERT_REEL = (
-    "INSERT INTO reels (reel_id, creator_id, caption, hashtags, media_url, created_at) "
+    "INSERT INTO {ks}.reels (reel_id, creator_id, caption, hashtags, media_url, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
 )
-INSERT_LIKE = "INSERT INTO likes (reel_id, user_id, liked_at) VALUES (?, ?, ?) USING TIMESTAMP ?"
-DELETE_LIKE = "DELETE FROM likes USING TIMESTAMP ? WHERE reel_id = ? AND user_id = ?"
+INSERT_LIKE = "INSERT INTO {ks}.likes (reel_id, user_id, liked_at) VALUES (?, ?, ?) USING TIMESTAMP ?"
+DELETE_LIKE = "DELETE FROM {ks}.likes USING TIMESTAMP ? WHERE reel_id = ? AND user_id = ?"
 INSERT_COMMENT = (
-    "INSERT INTO comments (reel_id, comment_id, user_id, body, created_at) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+    "INSERT INTO {ks}.comments (reel_id, comment_id, user_id, body, created_at) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
 )
-DELETE_COMMENT = "DELETE FROM comments USING TIMESTAMP ? WHERE reel_id = ? AND comment_id = ?"
+DELETE_COMMENT = "DELETE FROM {ks}.comments USING TIMESTAMP ? WHERE reel_id = ? AND comment_id = ?"
 
 
 @dataclass(frozen=True, slots=True)

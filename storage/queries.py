@@ -7,14 +7,14 @@ from typing import Any
 
 from storage.cassandra import CassandraStore
 
-SELECT_REEL = "SELECT reel_id, creator_id, caption, hashtags, media_url, created_at FROM reels WHERE reel_id = ?"
-SELECT_COUNTS = "SELECT likes, shares, comments, version FROM reel_counts WHERE reel_id = ?"
-SELECT_LIKE = "SELECT user_id FROM likes WHERE reel_id = ? AND user_id = ?"
+SELECT_REEL = "SELECT reel_id, creator_id, caption, hashtags, media_url, created_at FROM {ks}.reels WHERE reel_id = ?"
+SELECT_COUNTS = "SELECT likes, shares, comments, version FROM {ks}.reel_counts WHERE reel_id = ?"
+SELECT_LIKE = "SELECT user_id FROM {ks}.likes WHERE reel_id = ? AND user_id = ?"
 SELECT_COMMENTS_FIRST = (
-    "SELECT comment_id, user_id, body, created_at FROM comments WHERE reel_id = ? LIMIT ?"
+    "SELECT comment_id, user_id, body, created_at FROM {ks}.comments WHERE reel_id = ? LIMIT ?"
 )
 SELECT_COMMENTS_AFTER = (
-    "SELECT comment_id, user_id, body, created_at FROM comments WHERE reel_id = ? AND comment_id > ? LIMIT ?"
+    "SELECT comment_id, user_id, body, created_at FROM {ks}.comments WHERE reel_id = ? AND comment_id > ? LIMIT ?"
 )
 
 

@@ -18,8 +18,16 @@ from reelwire.events import Event, encode_event, encode_event_list
 logger = logging.getLogger(__name__)
 
 
+REDIS_POOL_SIZE = 64
+
+
 def connect(settings: Settings) -> aioredis.Redis:
-    return aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, health_check_interval=15)
+    """Return a client whose pool waits for a free connection instead of failing when all are busy."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=REDIS_POOL_SIZE, timeout=10, socket_connect_timeout=5,
+        health_check_interval=15,
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 async def publish_events(

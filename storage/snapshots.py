@@ -14,10 +14,10 @@ from typing import Any
 
 from storage.cassandra import CassandraStore
 
-SELECT_SNAPSHOT = "SELECT version, state FROM reel_snapshots WHERE reel_id = ?"
-INSERT_SNAPSHOT = "INSERT INTO reel_snapshots (reel_id, version, state) VALUES (?, ?, ?) USING TIMESTAMP ?"
-SELECT_CHECKPOINT = "SELECT next_offset FROM partition_checkpoints WHERE partition = ?"
-INSERT_CHECKPOINT = "INSERT INTO partition_checkpoints (partition, next_offset) VALUES (?, ?)"
+SELECT_SNAPSHOT = "SELECT version, state FROM {ks}.reel_snapshots WHERE reel_id = ?"
+INSERT_SNAPSHOT = "INSERT INTO {ks}.reel_snapshots (reel_id, version, state) VALUES (?, ?, ?) USING TIMESTAMP ?"
+SELECT_CHECKPOINT = "SELECT next_offset FROM {ks}.partition_checkpoints WHERE partition = ?"
+INSERT_CHECKPOINT = "INSERT INTO {ks}.partition_checkpoints (partition, next_offset) VALUES (?, ?)"
 WRITE_CONCURRENCY = 32
 
 

@@ -103,7 +103,7 @@ async def websocket_commands(
             while time.perf_counter() < deadline and not receiver.done():
                 await slots.acquire()
                 op = _choose(weights, rng)
-                request_id = f"b{number}-{next(counter)}"
+                request_id = f"b{seed}-{number}-{next(counter)}"
                 frame: dict[str, Any] = {"op": op, "reel_id": reel_ids[picker.pick()], "request_id": request_id}
                 if op == "comment":
                     frame["text"] = "benchmark comment"
@@ -154,7 +154,7 @@ async def rest_commands(
                 op = _choose(weights, rng)
                 reel_id = reel_ids[picker.pick()]
                 method, path, body = _rest_request(op, reel_id)
-                request_headers = dict(headers, **{"Idempotency-Key": f"r{number}-{next(counter)}"})
+                request_headers = dict(headers, **{"Idempotency-Key": f"r{seed}-{number}-{next(counter)}"})
                 began = time.perf_counter()
                 try:
                     async with session.request(method, path, json=body, headers=request_headers) as response:
