@@ -3,8 +3,11 @@
 Frames are queued and written by one writer task per socket, so a client that
 stops reading never blocks the code that broadcasts. Reel-state frames replace
 the pending state of the same reel, because only the newest counts matter.
-Frames that must all arrive (acks, errors, comments) go into a bounded queue;
-when it overflows, the socket is closed with code 1013 ("try again later").
+Frames that must all arrive (acks, errors, comments) go into a bounded queue.
+The socket is closed with code 1013 ("try again later") when that queue holds
+``queue_max`` frames and the socket has taken none for ``STALL_S`` seconds,
+or when it holds ``4 * queue_max`` frames whatever the progress, so a burst
+to a reader that keeps up is delivered and memory stays bounded.
 
 While a subscription catches up (see ``hold`` and ``release``), live frames
 of that reel wait, so the client sees the missed events first, in order, and
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from typing import Any
 
@@ -25,6 +29,8 @@ from gateway.auth import Principal
 logger = logging.getLogger(__name__)
 
 CLOSE_TRY_AGAIN_LATER = 1013
+STALL_S = 1.0
+HARD_LIMIT_FACTOR = 4
 
 
 class Connection:
@@ -43,6 +49,7 @@ class Connection:
         self._holding: dict[str, list[tuple[bool, int, str]]] = {}
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._last_progress = time.monotonic()
 
     def start(self) -> None:
         self._writer = asyncio.ensure_future(self._write_loop())
@@ -51,10 +58,13 @@ class Connection:
         """Queue a frame that must be delivered; close the socket if the queue is full."""
         if self.closed:
             return
-        if len(self._frames) >= self.queue_max:
-            logger.warning("connection %s: send queue full (%d frames); closing as too slow", self.id, self.queue_max)
-            self.close_soon(CLOSE_TRY_AGAIN_LATER, "client is not reading fast enough")
-            return
+        queued = len(self._frames)
+        if queued >= self.queue_max:
+            stalled = time.monotonic() - self._last_progress > STALL_S
+            if stalled or queued >= HARD_LIMIT_FACTOR * self.queue_max:
+                logger.warning("connection %s: %d frames queued and the client is not reading; closing", self.id, queued)
+                self.close_soon(CLOSE_TRY_AGAIN_LATER, "client is not reading fast enough")
+                return
         self._frames.append(frame)
         self._wakeup.set()
 
@@ -139,9 +149,12 @@ class Connection:
                 self._wakeup.clear()
                 while self._frames and not self.closed:
                     await self.websocket.send_text(self._frames.popleft())
+                    self._last_progress = time.monotonic()
                 while self._states and not self.closed:
                     reel_id = next(iter(self._states))
                     await self.websocket.send_text(self._states.pop(reel_id))
+                    self._last_progress = time.monotonic()
+                self._last_progress = time.monotonic()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a broken socket ends only this connection

@@ -25,6 +25,9 @@ from reelwire.events import Event, InvalidEvent, decode_event_list
 
 logger = logging.getLogger(__name__)
 
+# Longest wait of a subscription change for the listener to pick it up.
+LISTEN_POLL_S = 0.02
+
 StateReader = Callable[[list[str], dict[str, int] | None], Awaitable[list[dict[str, Any] | None]]]
 
 
@@ -41,6 +44,10 @@ class Fanout:
         self._dirty: set[str] = set()
         self._viewer_totals_dirty: set[str] = set()
         self._pubsub: Any = None
+        # Channel changes wait here for the listener task, which alone uses the
+        # subscription connection: redis-py can hang when one task changes
+        # subscriptions while another reads from the same connection.
+        self._channel_changes: asyncio.Queue[tuple[str, list[str], asyncio.Future[None]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._control_channel = f"{settings.namespace}:gateways"
 
@@ -59,8 +66,18 @@ class Fanout:
         if self._pubsub is not None:
             await self._pubsub.aclose()
 
-    async def subscribe(self, connection: Connection, reel_ids: list[str], since: dict[str, int] | None = None) -> None:
+    async def subscribe(
+        self,
+        connection: Connection,
+        reel_ids: list[str],
+        since: dict[str, int] | None = None,
+        on_subscribed: Callable[[], None] | None = None,
+    ) -> None:
         """Add a viewer to reels and bring it up to date.
+
+        ``on_subscribed`` runs once the channels are subscribed, before any
+        catch-up frame is queued, so that a client that sees its result has
+        missed no update.
 
         Without ``since`` a reel's current state is sent. With a last-seen
         version, the viewer gets every comment event it missed and the current
@@ -79,7 +96,9 @@ class Fanout:
             connection.subscriptions.add(reel_id)
         try:
             if new_channels:
-                await self._pubsub.subscribe(*new_channels)
+                await self._change_channels("subscribe", new_channels)
+            if on_subscribed is not None:
+                on_subscribed()
             # The snapshot is read after the channel subscription, so no update falls between them.
             states = await self.read_states(reel_ids, since)
         except BaseException:
@@ -124,7 +143,7 @@ class Fanout:
                 gone.append(self.settings.reel_channel(reel_id))
         if gone:
             try:
-                await self._pubsub.unsubscribe(*gone)
+                await self._change_channels("unsubscribe", gone)
             except (RedisError, OSError) as exc:
                 logger.warning("unsubscribing %d channels failed: %s", len(gone), exc)
 
@@ -165,10 +184,31 @@ class Fanout:
             if self._remember(event.reel_id, event.version, event.counts.to_dict()):
                 self._dirty.add(event.reel_id)
 
+    async def _change_channels(self, action: str, channels: list[str]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._channel_changes.put_nowait((action, channels, done))
+        await done
+
+    async def _apply_channel_changes(self) -> None:
+        while not self._channel_changes.empty():
+            action, channels, done = self._channel_changes.get_nowait()
+            try:
+                if action == "subscribe":
+                    await self._pubsub.subscribe(*channels)
+                else:
+                    await self._pubsub.unsubscribe(*channels)
+            except (RedisError, OSError) as exc:
+                if not done.done():
+                    done.set_exception(exc)
+                raise
+            if not done.done():
+                done.set_result(None)
+
     async def _listen(self) -> None:
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=1.0)
+                await self._apply_channel_changes()
+                message = await self._pubsub.get_message(timeout=LISTEN_POLL_S)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:

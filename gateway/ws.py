@@ -93,8 +93,10 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 async def _handle_control(service: GatewayService, connection: Connection, op: ClientOp) -> None:
     try:
         if op.op == "subscribe":
-            connection.send(dumps({"type": "subscribed", "reel_ids": list(op.reel_ids)}))
-            await service.fanout.subscribe(connection, list(op.reel_ids), op.since)
+            subscribed = dumps({"type": "subscribed", "reel_ids": list(op.reel_ids)})
+            await service.fanout.subscribe(
+                connection, list(op.reel_ids), op.since, on_subscribed=lambda: connection.send(subscribed)
+            )
         elif op.op == "unsubscribe":
             await service.fanout.unsubscribe(connection, list(op.reel_ids))
             connection.send(dumps({"type": "unsubscribed", "reel_ids": list(op.reel_ids)}))

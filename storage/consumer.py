@@ -62,14 +62,20 @@ class ProjectionConsumer:
         try:
             while not stop.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=self.max_records)
-                for tp, records in batches.items():
-                    await self._process(tp, records)
+                if batches:
+                    await self._process(batches)
         finally:
             await self._consumer.stop()
             await self._producer.stop()
             logger.info("consumer group %s stopped", self.group_id)
 
-    async def _process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+    async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Apply one poll's records of every partition in one handler call, then commit them.
+
+        One call per poll lets a projection with a costly commit step, such as
+        the search index, pay for it once per poll instead of once per partition.
+        """
+        records = [record for partition_records in batches.values() for record in partition_records]
         events: list[Event] = []
         for record in records:
             try:
@@ -77,14 +83,15 @@ class ProjectionConsumer:
             except InvalidEvent as exc:
                 await self._dead_letter(record, exc)
 
-        await self._apply_with_retry(tp, records, events)
-        await self._commit(tp, records[-1].offset + 1)
+        await self._apply_with_retry(records, events)
+        for tp, partition_records in batches.items():
+            await self._commit(tp, partition_records[-1].offset + 1)
 
     async def _commit(self, tp: TopicPartition, next_offset: int) -> None:
         assert self._consumer is not None
         await self._consumer.commit({tp: OffsetAndMetadata(next_offset, "")})
 
-    async def _apply_with_retry(self, tp: TopicPartition, records: list[ConsumerRecord], events: list[Event]) -> None:
+    async def _apply_with_retry(self, records: list[ConsumerRecord], events: list[Event]) -> None:
         if not events:
             return
         for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
@@ -100,7 +107,8 @@ class ProjectionConsumer:
                 logger.warning("group %s: %s; retry %d in %.1f s", self.group_id, exc, attempt + 1, delay)
                 await asyncio.sleep(delay)
             except Exception as exc:  # noqa: BLE001 - any other failure is the record's fault
-                logger.warning("group %s: batch on %s failed (%r); applying one by one", self.group_id, tp, exc)
+                logger.warning("group %s: a batch of %d events failed (%r); applying one by one",
+                               self.group_id, len(events), exc)
                 await self._apply_one_by_one(records, events)
                 return
 

@@ -8,6 +8,7 @@ test run), so it never touches a developer's running stack.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import secrets
@@ -43,6 +44,7 @@ class Stack:
     ws_url: str
     dashboard_port: int
     log_path: Path
+    env: dict[str, str]
 
     def token(self, user_id: str, ttl_s: int | None = None) -> str:
         return mint_token(self.settings, user_id, ttl_s)
@@ -85,10 +87,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         REELWIRE_KAFKA_PARTITIONS="8",
         REELWIRE_DATA_DIR=str(data_dir),
         REELWIRE_TOKEN_TTL_S="600",
+        REELWIRE_RESUME_EVENTS="16",
     )
     settings = Settings(
         namespace=namespace, gateway_port=port, dashboard_port=dashboard_port, shards=2, feed_shards=2,
-        kafka_partitions=8, data_dir=data_dir,
+        kafka_partitions=8, data_dir=data_dir, resume_events=16,
     )
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -98,7 +101,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(process, base_url, log_path)
-        yield Stack(settings, base_url, f"ws://127.0.0.1:{port}/ws", dashboard_port, log_path)
+        yield Stack(settings, base_url, f"ws://127.0.0.1:{port}/ws", dashboard_port, log_path, env)
     finally:
         _stop(process)
         _drop_namespace(settings)
@@ -241,3 +244,84 @@ def short_cluster() -> Any:
 
     profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=60)
     return Cluster(["127.0.0.1"], port=9042, protocol_version=5, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
+
+
+@dataclass
+class Gateway:
+    """One more gateway process, attached to the deployment's actors."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    ws_url: str
+    log_path: Path
+
+
+def start_gateway(stack: Stack, name: str) -> Gateway:
+    """Start ``reelwire gateway`` on a free port and wait until it is healthy."""
+    from reelwire.server import runtime_file
+
+    info = json.loads(runtime_file(stack.settings).read_text())
+    port = free_port()
+    log_path = stack.log_path.with_name(f"{stack.log_path.stem}-{name}.log")
+    env = dict(stack.env, REELWIRE_RAY_ADDRESS=info["ray_address"], REELWIRE_GATEWAY_PORT=str(port))
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reelwire.cli", "gateway", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    _wait_healthy(process, base_url, log_path)
+    return Gateway(process, base_url, f"ws://127.0.0.1:{port}/ws", log_path)
+
+
+@pytest.fixture(scope="session")
+def second_gateway(stack: Stack) -> Iterator[Gateway]:
+    gateway = start_gateway(stack, "gateway-b")
+    try:
+        yield gateway
+    finally:
+        _stop(gateway.process)
+
+
+async def raw_websocket(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open a WebSocket by hand, for frames that a client library refuses to send."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(secrets.token_bytes(16)).decode()
+    writer.write(
+        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """Encode one final client frame, masked as RFC 6455 section 5.3 requires."""
+    mask = secrets.token_bytes(4)
+    length = len(payload)
+    if length < 126:
+        header = bytes([0x80 | opcode, 0x80 | length])
+    elif length < 65536:
+        header = bytes([0x80 | opcode, 0x80 | 126]) + length.to_bytes(2, "big")
+    else:
+        header = bytes([0x80 | opcode, 0x80 | 127]) + length.to_bytes(8, "big")
+    masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+    return header + mask + masked
+
+
+async def read_close_code(reader: asyncio.StreamReader, timeout_s: float = 10) -> int:
+    """Read server frames until a close frame; return its status code."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        first, second = await asyncio.wait_for(reader.readexactly(2), timeout_s)
+        length = second & 0x7F
+        if length == 126:
+            length = int.from_bytes(await reader.readexactly(2), "big")
+        elif length == 127:
+            length = int.from_bytes(await reader.readexactly(8), "big")
+        payload = await reader.readexactly(length)
+        if first & 0x0F == 0x8:
+            return int.from_bytes(payload[:2], "big")
+    raise AssertionError("no close frame arrived")

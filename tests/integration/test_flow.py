@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 
 import httpx
 import pytest
@@ -27,7 +28,9 @@ async def create_reel(http: httpx.AsyncClient, stack: Stack, user: str = "creato
 
 
 async def test_like_reaches_other_socket_and_projections(stack: Stack, http: httpx.AsyncClient):
-    reel_id = await create_reel(http, stack)
+    # A caption word of its own, so that other tests' reels cannot crowd it out of the first page of hits.
+    marker = f"marker{secrets.token_hex(4)}"
+    reel_id = await create_reel(http, stack, caption=f"Golden hour kayaking on the fjord {marker}")
 
     viewer = await open_socket(stack)
     await viewer.send(json.dumps({"op": "subscribe", "reel_ids": [reel_id]}))
@@ -70,7 +73,7 @@ async def test_like_reaches_other_socket_and_projections(stack: Stack, http: htt
 
     # The reel lands in search.
     async def found():
-        response = await http.get("/search", params={"q": "fjord #kayak"})
+        response = await http.get("/search", params={"q": f"fjord {marker} #kayak"})
         return [hit for hit in response.json()["hits"] if hit["reel_id"] == reel_id]
 
     await eventually(found, what="the reel in the search index")
