@@ -29,7 +29,7 @@ from gateway.auth import Principal
 logger = logging.getLogger(__name__)
 
 CLOSE_TRY_AGAIN_LATER = 1013
-STALL_S = 1.0
+STALL_S = 5.0
 HARD_LIMIT_FACTOR = 4
 
 
@@ -58,13 +58,8 @@ class Connection:
         """Queue a frame that must be delivered; close the socket if the queue is full."""
         if self.closed:
             return
-        queued = len(self._frames)
-        if queued >= self.queue_max:
-            stalled = time.monotonic() - self._last_progress > STALL_S
-            if stalled or queued >= HARD_LIMIT_FACTOR * self.queue_max:
-                logger.warning("connection %s: %d frames queued and the client is not reading; closing", self.id, queued)
-                self.close_soon(CLOSE_TRY_AGAIN_LATER, "client is not reading fast enough")
-                return
+        if self.close_if_stalled(extra=1):
+            return
         self._frames.append(frame)
         self._wakeup.set()
 
@@ -93,6 +88,30 @@ class Connection:
             self.frames_dropped += 1
         self._state_versions[reel_id] = version
         self._states[reel_id] = frame
+        self._wakeup.set()
+
+    def close_if_stalled(self, extra: int = 0) -> bool:
+        """Close the socket if its queue is over the limits above; return whether it closed.
+
+        ``extra`` counts a frame about to be queued.
+        """
+        queued = len(self._frames) + extra
+        if queued < self.queue_max or self.closed:
+            return self.closed
+        stalled = time.monotonic() - self._last_progress > STALL_S
+        if stalled or queued > HARD_LIMIT_FACTOR * self.queue_max:
+            logger.warning("connection %s: %d frames queued and the client is not reading; closing", self.id, queued)
+            self.close_soon(CLOSE_TRY_AGAIN_LATER, "client is not reading fast enough")
+            return True
+        return False
+
+    def send_latest(self, key: str, frame: str) -> None:
+        """Queue a frame that replaces any not yet sent under the same key, such as a viewer count."""
+        if self.closed:
+            return
+        if key in self._states:
+            self.frames_dropped += 1
+        self._states[key] = frame
         self._wakeup.set()
 
     def hold(self, reel_id: str) -> None:

@@ -4,13 +4,15 @@ One Redis connection carries every channel of the gateway, and a channel is
 subscribed only while the reel has a viewer here. Each update is encoded once
 and the same text is queued on every viewer's socket. Count updates and viewer
 counts are coalesced: at most one frame of each per reel per ``push_tick_ms``,
-always the newest. Comment frames are never coalesced.
+and a socket that reads slowly gets only the newest. Comment frames are never
+coalesced.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -124,7 +126,7 @@ class Fanout:
             connection.release(reel_id, version, catch_up, (version, frame))
             total = self.presence.totals.get(reel_id)
             if total is not None:
-                connection.send(viewers_frame(reel_id, total))
+                connection.send_latest(f"viewers:{reel_id}", viewers_frame(reel_id, total))
 
     async def unsubscribe(self, connection: Connection, reel_ids: list[str]) -> None:
         gone = []
@@ -258,12 +260,18 @@ class Fanout:
 
     async def _tick(self) -> None:
         interval = self.settings.push_tick_ms / 1000
+        last_sweep = time.monotonic()
         while True:
             await asyncio.sleep(interval)
             try:
                 self._push_states()
                 await self.presence.flush()
                 self._push_viewer_totals()
+                # A socket that stalled after its last frame was queued is found here.
+                if time.monotonic() - last_sweep >= 1.0:
+                    last_sweep = time.monotonic()
+                    for connection in {c for viewers in self.viewers.values() for c in viewers}:
+                        connection.close_if_stalled()
             except Exception:
                 logger.exception("fan-out tick failed")
 
@@ -291,8 +299,9 @@ class Fanout:
             if not viewers or total is None:
                 continue
             frame = viewers_frame(reel_id, total)
+            key = f"viewers:{reel_id}"
             for connection in list(viewers):
-                connection.send(frame)
+                connection.send_latest(key, frame)
             self.pushes += len(viewers)
 
 

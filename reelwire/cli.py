@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--mix", default="like=60,unlike=10,share=15,comment=5,read=10",
                        help="operation weights (default like=60,unlike=10,share=15,comment=5,read=10)")
     bench.add_argument("--output", default=None, help="results folder (default results/ in the checkout)")
+    bench.add_argument("--viewers", default="1000,5000",
+                       help="comma-separated viewer counts for the fan-out phases (default 1000,5000)")
+    bench.add_argument("--fanout-rate", type=float, default=2000.0,
+                       help="likes per second during the fan-out phases (default 2000)")
 
     args = parser.parse_args(argv)
     configure_logging()
@@ -90,6 +94,8 @@ def _bench(args: argparse.Namespace) -> int:
         window=args.window,
         rest_concurrency=args.rest_concurrency,
         mix=mix,
+        fanout_viewers=tuple(int(part) for part in args.viewers.split(",") if part.strip()),
+        fanout_rate=args.fanout_rate,
         **({"output": Path(args.output)} if args.output else {}),
     )
     asyncio.run(run_bench(options))

@@ -30,6 +30,6 @@ def configure_logging(level: str | None = None) -> None:
     logging.basicConfig(level=chosen, format=_FORMAT)
     # These libraries log every connection at INFO, which drowns the lifecycle lines.
     # uvicorn logs every WebSocket handshake, query string included, at INFO.
-    for noisy in ("aiokafka", "cassandra", "kafka", "uvicorn.error"):
+    for noisy in ("aiokafka", "cassandra", "kafka", "uvicorn.error", "matplotlib", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(chosen)))
     root._reelwire_configured = True  # type: ignore[attr-defined]

@@ -89,6 +89,11 @@ def rss_of_matching(pattern: str) -> float:
     return total
 
 
+def own_rss_mb(pid: int) -> float:
+    """Resident memory of one process (not its children), in MiB."""
+    return _own_rss_mb(pid)
+
+
 def _own_rss_mb(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/status") as status:

@@ -23,7 +23,9 @@ import httpx
 
 from gateway.auth import mint_token
 from reelwire.bench.clients import LoadResult, rest_commands, websocket_commands
-from reelwire.bench.processes import ManagedProcess, free_port, python, start_process, wait_http
+from reelwire.bench.fanout import fanout_load
+from reelwire.bench.plots import write_plots
+from reelwire.bench.processes import ManagedProcess, free_port, own_rss_mb, python, start_process, wait_http
 from reelwire.bench.workload import OperationMix
 from reelwire.config import REPO_ROOT, Settings
 
@@ -39,6 +41,8 @@ class BenchOptions:
     mix: OperationMix = OperationMix()
     output: Path = REPO_ROOT / "results"
     seed: int = 7
+    fanout_viewers: tuple[int, ...] = (1000, 5000)
+    fanout_rate: float = 2000.0
 
 
 async def run_bench(options: BenchOptions) -> dict[str, Any]:
@@ -65,6 +69,7 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
     stack = start_process("reelwire", [python(), "-m", "reelwire.cli", "up", "--no-seed"], env, run_dir)
     peer: ManagedProcess | None = None
     phases: list[dict[str, Any]] = []
+    fanouts: list[dict[str, Any]] = []
     try:
         base_url = f"http://127.0.0.1:{port}"
         print(f"bench: starting Reelwire ({namespace}) on {base_url}", flush=True)
@@ -87,6 +92,17 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
             concurrency=options.rest_concurrency, seed=options.seed + 1)))
         memory = {"reelwire (gateway + Ray + actors)": stack.rss_mb()}
 
+        for viewers in options.fanout_viewers:
+            hot = (await _create_reels(base_url, tokens, 1))[0]
+            print(f"bench: fan-out to {viewers} viewers at {options.fanout_rate:g} likes/s ...", flush=True)
+            result = await fanout_load(
+                f"ws://127.0.0.1:{port}/ws", hot, viewers,
+                lambda user: mint_token(settings, f"fan-{viewers}-{user}", 7200),
+                rate=options.fanout_rate, duration_s=options.duration_s,
+                gateway_rss_mb=lambda: own_rss_mb(stack.process.pid),
+            )
+            fanouts.append(result.summary())
+
         peer_port = free_port()
         peer = start_process("naive-peer", [python(), "-m", "reelwire.bench.naive_peer", "--port", str(peer_port),
                                             "--prefix", namespace], env, run_dir)
@@ -107,9 +123,11 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
         "options": {**{k: v for k, v in options.__dict__.items() if k not in ("mix", "output")},
                     "mix": options.mix.__dict__},
         "phases": phases,
+        "fanout": fanouts,
         "memory_mb": {name: round(value, 1) for name, value in memory.items()},
     }
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    write_plots(results, run_dir)
     print(render_table(results))
     print(f"bench: results in {run_dir}")
     return results
@@ -144,6 +162,16 @@ def render_table(results: dict[str, Any]) -> str:
             f"{phase['target']:<12} {phase['transport']:<10} {phase['workload']:<8} {phase['per_second']:>10.0f} "
             f"{phase['p50_ms']:>8.2f} {phase['p99_ms']:>8.2f} {phase['errors']:>7}"
         )
+    if results.get("fanout"):
+        header = (f"{'viewers':>8} {'likes/s':>8} {'pushes/s':>9} {'push p50':>9} {'push p99':>9} {'push max':>9} "
+                  f"{'MiB/1000 sockets':>17}")
+        lines += ["", header, "-" * len(header)]
+        for row in results["fanout"]:
+            lines.append(
+                f"{row['viewers']:>8} {row['likes_per_second']:>8.0f} {row['pushes_per_second']:>9.0f} "
+                f"{row['push_p50_ms']:>9.1f} {row['push_p99_ms']:>9.1f} {row['push_max_ms']:>9.1f} "
+                f"{row['gateway_mb_per_1000_sockets']:>17.1f}"
+            )
     return "\n".join(lines)
 
 
