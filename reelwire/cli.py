@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    # The benchmark reads shard states through Ray, as a driver of the local instance it starts.
+    _keep_ray_on_loopback()
+
     from reelwire.bench.runner import BenchOptions, run_bench
     from reelwire.bench.workload import OperationMix
 

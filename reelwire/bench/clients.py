@@ -158,9 +158,11 @@ async def rest_commands(
                 began = time.perf_counter()
                 try:
                     async with session.request(method, path, json=body, headers=request_headers) as response:
-                        await response.read()
+                        payload = await response.read()
                         ok = response.status < 300
-                        key = "ok" if ok else str(response.status)
+                        key = str(response.status)
+                        if ok:
+                            key = "ok" if naive else json.loads(payload).get("status", "ok")
                 except aiohttp.ClientError:
                     ok, key = False, "transport_error"
                 result.statuses[key] = result.statuses.get(key, 0) + 1

@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from reelwire.bench.workload import LatencyRecorder
 
 CONNECT_BATCH = 200
+ACK_DRAIN_S = 60.0
 
 
 @dataclass
@@ -130,7 +131,14 @@ async def fanout_load(
             await ingest.send(json.dumps({"op": "like", "reel_id": reel_id, "request_id": request_id}))
             result.likes_sent += 1
         await asyncio.sleep(tick)
-    await asyncio.sleep(1.0)
+
+    # Every like sent is waited for, so that the run's count of acknowledged
+    # commands matches the events in the log. Rates include this wait, because
+    # likes and pushes go on during it.
+    drain_deadline = time.perf_counter() + ACK_DRAIN_S
+    while sent_at and time.perf_counter() < drain_deadline and not acks.done():
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
     result.elapsed_s = time.perf_counter() - started
     stop.set()
 

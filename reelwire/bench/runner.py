@@ -25,9 +25,11 @@ from gateway.auth import mint_token
 from reelwire.bench.clients import LoadResult, rest_commands, websocket_commands
 from reelwire.bench.fanout import fanout_load
 from reelwire.bench.plots import write_plots
+from reelwire.bench.verify import LagResult, check_consistency, sample_lag
 from reelwire.bench.processes import ManagedProcess, free_port, own_rss_mb, python, start_process, wait_http
 from reelwire.bench.workload import OperationMix
 from reelwire.config import REPO_ROOT, Settings
+from storage.cassandra import CassandraStore
 
 
 @dataclass(frozen=True)
@@ -70,16 +72,27 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
     peer: ManagedProcess | None = None
     phases: list[dict[str, Any]] = []
     fanouts: list[dict[str, Any]] = []
+    lag = LagResult()
+    consistency: dict[str, Any] = {}
     try:
         base_url = f"http://127.0.0.1:{port}"
         print(f"bench: starting Reelwire ({namespace}) on {base_url}", flush=True)
         await wait_http(stack, f"{base_url}/health", 300)
         tokens = [mint_token(settings, f"user-{number}", 7200) for number in range(options.users)]
         reel_ids = await _create_reels(base_url, tokens, options.reels)
+        applied = len(reel_ids)
+        store = CassandraStore(settings)
+        await asyncio.to_thread(store.connect)
 
+        # Replication lag is sampled while the WebSocket mix phase loads the system.
+        stop_sampling = asyncio.Event()
+        sampler = asyncio.ensure_future(sample_lag(base_url, store, mint_token(settings, "lag-probe", 7200),
+                                                   stop_sampling))
         phases.append(await _phase("Reelwire", "WebSocket", "mix", websocket_commands(
             f"ws://127.0.0.1:{port}/ws", tokens[: options.sockets], reel_ids, options.mix,
             duration_s=options.duration_s, window=options.window, seed=options.seed)))
+        stop_sampling.set()
+        lag = await sampler
         phases.append(await _phase("Reelwire", "REST", "mix", rest_commands(
             base_url, tokens, reel_ids, options.mix, duration_s=options.duration_s,
             concurrency=options.rest_concurrency, seed=options.seed)))
@@ -94,6 +107,7 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
 
         for viewers in options.fanout_viewers:
             hot = (await _create_reels(base_url, tokens, 1))[0]
+            applied += 1
             print(f"bench: fan-out to {viewers} viewers at {options.fanout_rate:g} likes/s ...", flush=True)
             result = await fanout_load(
                 f"ws://127.0.0.1:{port}/ws", hot, viewers,
@@ -102,6 +116,12 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
                 gateway_rss_mb=lambda: own_rss_mb(stack.process.pid),
             )
             fanouts.append(result.summary())
+            applied += result.likes_acknowledged
+
+        applied += lag.applied + sum(phase["statuses"].get("applied", 0) for phase in phases)
+        print("bench: checking counts in the actors, in Cassandra and in the Kafka log ...", flush=True)
+        consistency = await check_consistency(settings, store, _shard_reader(settings), applied)
+        store.close()
 
         peer_port = free_port()
         peer = start_process("naive-peer", [python(), "-m", "reelwire.bench.naive_peer", "--port", str(peer_port),
@@ -124,6 +144,8 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
                     "mix": options.mix.__dict__},
         "phases": phases,
         "fanout": fanouts,
+        "replication_lag": lag.summary(),
+        "consistency": consistency,
         "memory_mb": {name: round(value, 1) for name, value in memory.items()},
     }
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
@@ -131,6 +153,30 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
     print(render_table(results))
     print(f"bench: results in {run_dir}")
     return results
+
+
+def _shard_reader(settings: Settings) -> Any:
+    """Return a coroutine function that reads reel states from the deployment's shard actors."""
+    import ray
+
+    from reelwire.hashing import shard_for
+    from reelwire.server import runtime_file
+
+    info = json.loads(runtime_file(settings).read_text())
+    if not ray.is_initialized():
+        ray.init(address=info["ray_address"], namespace=settings.namespace, log_to_driver=False)
+    shards = [ray.get_actor(f"shard-{index}") for index in range(settings.shards)]
+
+    async def read(reel_ids: list[str]) -> list[Any]:
+        states: list[Any] = []
+        for start in range(0, len(reel_ids), 500):
+            chunk = reel_ids[start:start + 500]
+            for reel_id in chunk:
+                shard = shards[shard_for(reel_id, settings.kafka_partitions, settings.shards)]
+                states.append((await shard.get_states.remote([reel_id]))[0])
+        return states
+
+    return read
 
 
 async def _phase(target: str, transport: str, workload: str, load: Any) -> dict[str, Any]:
@@ -162,6 +208,19 @@ def render_table(results: dict[str, Any]) -> str:
             f"{phase['target']:<12} {phase['transport']:<10} {phase['workload']:<8} {phase['per_second']:>10.0f} "
             f"{phase['p50_ms']:>8.2f} {phase['p99_ms']:>8.2f} {phase['errors']:>7}"
         )
+    lag = results.get("replication_lag")
+    if lag:
+        lines += ["", f"replication lag, ack to Cassandra row: p50 {lag['cassandra_p50_ms']:.1f} ms, "
+                      f"p99 {lag['cassandra_p99_ms']:.1f} ms ({lag['cassandra_samples']} samples); "
+                      f"ack to search hit: p50 {lag['search_p50_ms']:.1f} ms, p99 {lag['search_p99_ms']:.1f} ms "
+                      f"({lag['search_samples']} samples)"]
+    check = results.get("consistency")
+    if check:
+        lines += [f"correctness: {check['reels']} reels, {check['events_in_log']} events in the log, "
+                  f"{check['applied_acknowledgements']} applied acknowledgements "
+                  f"({'equal' if check['acks_equal_events'] else 'NOT equal'}); actors differing from the log: "
+                  f"{check['actors_differing_from_log']}; Cassandra differing from the log: "
+                  f"{check['cassandra_differing_from_log']}"]
     if results.get("fanout"):
         header = (f"{'viewers':>8} {'likes/s':>8} {'pushes/s':>9} {'push p50':>9} {'push p99':>9} {'push max':>9} "
                   f"{'MiB/1000 sockets':>17}")

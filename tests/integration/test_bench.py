@@ -42,5 +42,12 @@ def test_bench_smoke_reports_every_figure(tmp_path):
         assert key in fanout
     assert fanout["pushes_per_second"] > 0
     assert results["memory_mb"]
+    lag = results["replication_lag"]
+    for key in ("cassandra_p50_ms", "cassandra_p99_ms", "search_p50_ms", "search_p99_ms"):
+        assert key in lag
+    check = results["consistency"]
+    assert check["acks_equal_events"] is True
+    assert check["actors_differing_from_log"] == 0
+    assert check["cassandra_differing_from_log"] == 0
     assert (runs[0].parent / "throughput.png").stat().st_size > 0
     assert (runs[0].parent / "fanout.png").stat().st_size > 0

@@ -92,9 +92,7 @@ async def test_counts_coalesced_last_exact(stack: Stack, http: httpx.AsyncClient
     assert states[-1]["counts"]["likes"] == likes
     assert states[-1]["version"] == likes + 1
 
-    # Count every state frame of the burst: at most one per push tick.
-    viewer_again = await open_socket(stack)
-    await viewer_again.close()
+    # At most one state frame per push tick reached the viewer during the burst.
     tick_s = stack.settings.push_tick_ms / 1000
     assert len(states) <= elapsed / tick_s + 2
     await viewer.close()
