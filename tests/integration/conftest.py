@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -54,9 +55,21 @@ class Stack:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """Return a free port between 20000 and 32767.
+
+    The range is below Linux's ephemeral ports and above Ray's worker ports
+    (10002 to 19999 by default), so the Ray instance that starts after the
+    port was chosen cannot take it first.
+    """
+    for _ in range(200):
+        port = random.randint(20000, 32767)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32767")
 
 
 def _require_services() -> None:
