@@ -73,6 +73,7 @@ async def websocket_commands(
         rng = random.Random(seed + number)
         picker = ZipfPicker(len(reel_ids), 1.1, rng)
         sent_at: dict[str, float] = {}
+        sending = True
         slots = asyncio.Semaphore(window)
         counter = itertools.count()
         async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=None) as socket:
@@ -96,12 +97,16 @@ async def websocket_commands(
                         code = frame.get("code", "error")
                         result.statuses[code] = result.statuses.get(code, 0) + 1
                     slots.release()
-                    if not sent_at and time.perf_counter() >= deadline:
+                    # Only after the sender has stopped can an empty map mean that every ack arrived.
+                    if not sending and not sent_at:
                         return
 
             receiver = asyncio.ensure_future(receive())
             while time.perf_counter() < deadline and not receiver.done():
                 await slots.acquire()
+                if time.perf_counter() >= deadline:
+                    slots.release()
+                    break
                 op = _choose(weights, rng)
                 request_id = f"b{seed}-{number}-{next(counter)}"
                 frame: dict[str, Any] = {"op": op, "reel_id": reel_ids[picker.pick()], "request_id": request_id}
@@ -109,8 +114,13 @@ async def websocket_commands(
                     frame["text"] = "benchmark comment"
                 sent_at[request_id] = time.perf_counter()
                 await socket.send(json.dumps(frame))
+            sending = False
+            if not sent_at:
+                receiver.cancel()
             try:
                 await asyncio.wait_for(receiver, timeout=30)
+            except asyncio.CancelledError:
+                pass
             except asyncio.TimeoutError:
                 result.latency.errors += len(sent_at)
                 receiver.cancel()
