@@ -1,8 +1,8 @@
 """Serialization of a reel's state for snapshots, free of I/O.
 
-A snapshot is compressed JSON. It carries everything ``evolve`` builds, the
-recent request ids included, so that a reel loaded from its snapshot answers
-retries exactly as the reel that wrote it.
+A snapshot is compressed JSON. It carries everything ``evolve`` builds and
+the newest request ids (see ``copy_for_snapshot``), so that a reel loaded from
+its snapshot returns the first outcome to a retry of any of those requests.
 """
 
 from __future__ import annotations

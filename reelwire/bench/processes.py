@@ -68,7 +68,7 @@ def start_process(name: str, command: list[str], env: dict[str, str], log_dir: P
 
 
 async def wait_http(managed: ManagedProcess, url: str, timeout_s: float) -> None:
-    """Wait until ``url`` answers 200; raise RuntimeError naming the log when it does not."""
+    """Wait until ``url`` returns 200; raise RuntimeError naming the log when it does not."""
     deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient(timeout=2) as client:
         while time.monotonic() < deadline:
@@ -80,7 +80,7 @@ async def wait_http(managed: ManagedProcess, url: str, timeout_s: float) -> None
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(0.5)
-    raise RuntimeError(f"{managed.name} did not answer {url} within {timeout_s:.0f} s; see {managed.log_path}")
+    raise RuntimeError(f"{managed.name} did not return 200 for {url} within {timeout_s:.0f} s; see {managed.log_path}")
 
 
 def process_tree_rss_mb(pid: int) -> float:

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import json
 import os
-import random
 import secrets
 import signal
 import socket
@@ -31,6 +30,7 @@ import pytest  # noqa: E402
 from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 
 from gateway.auth import mint_token  # noqa: E402
+from reelwire.bench.processes import free_port  # noqa: E402
 from reelwire.config import REPO_ROOT, Settings  # noqa: E402
 
 SERVICES = {"Redis": 6379, "Kafka": 9092, "Cassandra": 9042}
@@ -52,24 +52,6 @@ class Stack:
 
     def auth(self, user_id: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user_id)}"}
-
-
-def free_port() -> int:
-    """Return a free port between 20000 and 32767.
-
-    The range is below Linux's ephemeral ports and above Ray's worker ports
-    (10002 to 19999 by default), so the Ray instance that starts after the
-    port was chosen cannot take it first.
-    """
-    for _ in range(200):
-        port = random.randint(20000, 32767)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port between 20000 and 32767")
 
 
 def _require_services() -> None:
