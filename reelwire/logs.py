@@ -32,4 +32,21 @@ def configure_logging(level: str | None = None) -> None:
     # uvicorn logs every WebSocket handshake, query string included, at INFO.
     for noisy in ("aiokafka", "cassandra", "kafka", "uvicorn.error", "matplotlib", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(chosen)))
+    logging.getLogger("uvicorn.error").addFilter(ClientFaultFilter())
     root._reelwire_configured = True  # type: ignore[attr-defined]
+
+
+class ClientFaultFilter(logging.Filter):
+    """Log a client's protocol fault that uvicorn reports as ERROR as a WARNING without traceback.
+
+    A client sending invalid UTF-8 is bad input, not a bug in the server, and
+    the socket is already closed with code 1007.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and record.getMessage().startswith("Invalid UTF-8"):
+            record.levelno = logging.WARNING
+            record.levelname = "WARNING"
+            record.exc_info = None
+            record.exc_text = None
+        return True

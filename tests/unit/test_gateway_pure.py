@@ -105,3 +105,18 @@ def test_token_with_wrong_secret_rejected():
     with pytest.raises(Unauthorized) as caught:
         verify_token(SETTINGS, mint_token(other, "alice"))
     assert caught.value.code == "token_invalid"
+
+
+def test_client_fault_logged_as_warning():
+    import logging
+
+    from reelwire.logs import ClientFaultFilter
+
+    record = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1,
+                               "Invalid UTF-8 sequence received from client.", None, (ValueError, ValueError(), None))
+    assert ClientFaultFilter().filter(record) is True
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None
+    other = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "Exception in ASGI application", None, None)
+    ClientFaultFilter().filter(other)
+    assert other.levelno == logging.ERROR
