@@ -2,7 +2,7 @@
 
 Each feed shard reads its partitions of the events topic from the beginning
 and then follows them, so it rebuilds itself from the log on every start. The
-gateway asks every feed shard and merges their answers.
+gateway queries every feed shard and merges the results.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Commands arrive in batches. The shard applies a batch to its reels, appends the
 resulting events to Kafka in one go and returns the outcomes once Kafka has
 acknowledged them (``acks=all``). Then it publishes the events to Redis for the
 gateways. If an append fails, the in-memory state may be ahead of the log, so
-the actor process exits; Ray restarts it, the new process rebuilds its reels
+the actor process exits. Ray restarts it, the new process rebuilds its reels
 from its snapshots and the log after them, and Ray retries the batches that
 were in flight. Request ids make those retries return the first outcome
 instead of applying twice.
@@ -61,7 +61,7 @@ class InteractionShard:
         self._dirty: set[str] = set()
         self._recent: dict[str, deque[Event]] = {}
         # Version and counts of each reel as of its last event that Kafka has
-        # acknowledged; reads use this view, so they never show a change that
+        # acknowledged. Reads use this view, so they never show a change that
         # could still be lost.
         self._acked: dict[str, tuple[int, Counts]] = {}
         self._next_offset: dict[int, int] = {}
@@ -88,7 +88,9 @@ class InteractionShard:
         it from the log and retries the batch.
         """
         await self._ensure_started()
-        assert self._append_lock is not None and self._producer is not None and self._drained is not None
+        assert self._append_lock is not None
+        assert self._producer is not None
+        assert self._drained is not None
         await self._preload({command.reel_id for command in commands})
         now_ms = int(time.time() * 1000)
         window_ms = self.settings.idempotency_window_s * 1000
@@ -330,7 +332,9 @@ class InteractionShard:
                 logger.exception("shard %d: snapshot failed", self.index)
 
     async def _checkpoint(self) -> int:
-        assert self._append_lock is not None and self._drained is not None and self._snapshots is not None
+        assert self._append_lock is not None
+        assert self._drained is not None
+        assert self._snapshots is not None
 
         # Under the lock no batch can start, and once in-flight appends are
         # acknowledged every state change has a known log offset.

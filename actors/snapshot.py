@@ -22,15 +22,15 @@ def copy_for_snapshot(state: ReelState, max_requests: int) -> ReelState:
     """Return a copy of a reel that a snapshot can encode while the original changes.
 
     Only the newest ``max_requests`` request records are kept, so a hot reel's
-    snapshot stays small; a retry of an older request after a shard restart is
+    snapshot stays small. A retry of an older request after a shard restart is
     applied as new.
     """
     requests = state.requests
     if len(requests) > max_requests:
         keys = list(requests)[-max_requests:]
-        kept = OrderedDict((key, requests[key]) for key in keys)
+        newest = OrderedDict((key, requests[key]) for key in keys)
     else:
-        kept = OrderedDict(requests)
+        newest = OrderedDict(requests)
     return ReelState(
         reel_id=state.reel_id,
         version=state.version,
@@ -40,7 +40,7 @@ def copy_for_snapshot(state: ReelState, max_requests: int) -> ReelState:
         shares=state.shares,
         comments={comment_id: CommentMeta(meta.author, meta.deleted) for comment_id, meta in state.comments.items()},
         live_comments=state.live_comments,
-        requests=kept,
+        requests=newest,
     )
 
 

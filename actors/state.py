@@ -82,7 +82,7 @@ def apply_command(
 
     A retry of a request id seen within ``window_ms`` returns the first outcome
     and no event, as long as the reel has seen at most ``max_requests`` newer
-    requests; that cap bounds the memory of a hot reel. Rejections are
+    requests. That cap bounds the memory of a hot reel. Rejections are
     outcomes too, never exceptions, so one bad command cannot fail the rest of
     its batch.
     """

@@ -20,7 +20,6 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
@@ -179,6 +178,3 @@ class Connection:
         except Exception as exc:  # noqa: BLE001 - a broken socket ends only this connection
             logger.debug("connection %s: send failed: %s", self.id, exc)
             self.closed = True
-
-    def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "subscriptions": len(self.subscriptions), "queued": len(self._frames)}

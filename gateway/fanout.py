@@ -27,7 +27,7 @@ from reelwire.events import Event, InvalidEvent, decode_event_list
 
 logger = logging.getLogger(__name__)
 
-# Longest wait of a subscription change for the listener to pick it up.
+# Maximum wait of a subscription change for the listener to pick it up, in seconds.
 LISTEN_POLL_S = 0.02
 
 StateReader = Callable[[list[str], dict[str, int] | None], Awaitable[list[dict[str, Any] | None]]]

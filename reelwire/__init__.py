@@ -1,6 +1,6 @@
 """Reelwire: a realtime backend for short-video apps.
 
-This package holds what the actors, the gateway and the storage adapters share:
+This package contains what the actors, the gateway and the storage adapters share:
 configuration, ids, commands and events, errors, logging and the command line.
 """
 

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         1, ge=1, le=64,
         description="Batches per shard awaiting their outcome at once; fewer in flight makes batches larger.",
     )
-    batch_tick_ms: float = Field(2.0, ge=0.1, description="Longest wait before a partial batch is sent.")
+    batch_tick_ms: float = Field(2.0, ge=0.1, description="Maximum wait in milliseconds before a partial batch is sent.")
     push_tick_ms: int = Field(50, ge=5, description="Count updates per reel are coalesced per tick.")
     send_queue_max: int = Field(256, ge=8, description="Frames queued per socket before it counts as slow.")
 

@@ -98,7 +98,7 @@ class OutcomeStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a shard returns for one command.
+    """The result a shard returns for one command.
 
     A rejected outcome carries ``error`` as ``(error class name, error dict)`` so
     that it survives pickling across Ray processes; see ``reelwire.errors``.

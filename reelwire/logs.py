@@ -1,13 +1,14 @@
 """Logging set-up and the project's level policy.
 
 Levels:
-- ERROR: a bug, or a failure that loses service for some users (a shard that
-  must restart, a consumer that gives up); logged with the traceback when there is one.
+- ERROR: a bug, or a failure that loses service for some users, such as a
+  shard that must restart or a projection that restarts its consumer. The
+  traceback is logged when there is one.
 - WARNING: service degrades but goes on (a retry, a record sent to the
   dead-letter topic, Redis unreachable, a slow client disconnected).
 - INFO: lifecycle (listening, actors ready, consumers started and stopped,
   schema migrations applied).
-- DEBUG: per-request and per-frame detail; guarded by ``isEnabledFor`` on hot paths.
+- DEBUG: per-connection detail, such as a send that failed on a closed socket.
 
 Secrets never reach a log line: tokens and the JWT secret are not logged, and
 URLs are logged without credentials.

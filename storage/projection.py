@@ -1,4 +1,4 @@
-"""Which CQL writes each event causes, free of I/O.
+"""The CQL writes that each event causes, free of I/O.
 
 Each write is guarded by the event's per-reel version, used as the Cassandra
 write timestamp, so the tables converge to the same rows whatever the order and

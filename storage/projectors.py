@@ -83,7 +83,7 @@ class CassandraProjector(_ProjectorBase):
 
 
 class SearchProjector(_ProjectorBase):
-    """Ray actor: indexes reels for search and answers search queries."""
+    """Ray actor: indexes reels for search and runs search queries."""
 
     group_suffix = "search"
 

@@ -25,7 +25,7 @@ REPLAY_CONCURRENCY = 64
 
 @dataclass
 class LogSummary:
-    """Counts of every reel as the log says, and what the log contains."""
+    """Counts of every reel recomputed from the log, with the log's event and request totals."""
 
     counts: dict[str, Counts] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)

@@ -1,7 +1,7 @@
 """Shard snapshots in Cassandra: one row per reel, one checkpoint per Kafka partition.
 
-A checkpoint says: every reel of this partition has a snapshot that includes
-all its events before this offset. A restarted shard therefore reads only the
+A checkpoint is the offset before which every event of its partition is
+included in the snapshot of the event's reel. A restarted shard therefore reads only the
 log after its checkpoints, and loads the snapshot of each reel it meets.
 Snapshots are written before the checkpoint that relies on them, so a crash
 between the two only makes the next replay a little longer.

@@ -2,9 +2,9 @@
 
 Likes come from one socket that authenticates as a new user before each like,
 so that every like changes the count. Every viewer counts the state frames it
-receives; one viewer in ``sample_every`` also records when each version
-arrived, and the like-to-push latency of a like is the time from sending it to
-the first push that includes its version.
+receives. One viewer in ``sample_every`` also records when each version
+arrived. The like-to-push latency of a like is the time from sending it to the
+first push that includes its version.
 """
 
 from __future__ import annotations

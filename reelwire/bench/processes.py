@@ -87,21 +87,6 @@ def process_tree_rss_mb(pid: int) -> float:
     return sum(_own_rss_mb(member) for member in [pid, *_descendants(pid)])
 
 
-def rss_of_matching(pattern: str) -> float:
-    """Total resident memory in MiB of processes whose command line contains ``pattern``."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if pattern in command:
-            total += _own_rss_mb(int(entry.name))
-    return total
-
-
 def own_rss_mb(pid: int) -> float:
     """Resident memory of one process (not its children), in MiB."""
     return _own_rss_mb(pid)

@@ -12,7 +12,6 @@ import os
 import platform
 import secrets
 import subprocess
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -276,6 +275,3 @@ def _describe(options: BenchOptions) -> str:
     return (f"--duration {options.duration_s:g} --reels {options.reels} --sockets {options.sockets} "
             f"--window {options.window} --rest-concurrency {options.rest_concurrency}")
 
-
-def elapsed_since(start: float) -> float:
-    return time.perf_counter() - start

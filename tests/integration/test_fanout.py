@@ -18,7 +18,6 @@ from websockets.exceptions import ConnectionClosed
 from tests.integration.conftest import (
     Gateway,
     Stack,
-    eventually,
     masked_frame,
     open_socket,
     raw_websocket,
