@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 
+from reelwire.bench import PEERS as BENCH_PEERS
 from reelwire.config import Settings
 from reelwire.errors import ReelwireError
 from reelwire.logs import configure_logging
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--reels", type=int, default=200, help="reels in the Zipf workload (default 200)")
     bench.add_argument("--sockets", type=int, default=16, help="WebSocket command connections (default 16)")
     bench.add_argument("--window", type=int, default=128, help="unacknowledged commands per socket (default 128)")
-    bench.add_argument("--rest-concurrency", type=int, default=64, help="concurrent REST requests (default 64)")
+    bench.add_argument("--rest-concurrency", type=int, default=50,
+                       help="concurrent REST connections, for Reelwire and the peers alike (default 50)")
     bench.add_argument("--mix", default="like=60,unlike=10,share=15,comment=5,read=10",
                        help="operation weights (default like=60,unlike=10,share=15,comment=5,read=10)")
     bench.add_argument("--output", default=None, help="results folder (default results/ in the checkout)")
@@ -42,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
                        help="comma-separated viewer counts for the fan-out phases (default 1000,5000)")
     bench.add_argument("--fanout-rate", type=float, default=2000.0,
                        help="likes per second during the fan-out phases (default 2000)")
+    bench.add_argument("--reels-per-viewer", type=int, default=3,
+                       help="reels each fan-out viewer subscribes to, the hot one among them (default 3)")
+    bench.add_argument("--peers", default=",".join(BENCH_PEERS),
+                       help=f"peers to measure beside Reelwire, comma-separated (default {','.join(BENCH_PEERS)})")
+    bench.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
 
     args = parser.parse_args(argv)
     configure_logging()
@@ -90,6 +97,12 @@ def _bench(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"reelwire bench: invalid --mix: {exc}", file=sys.stderr)
         return 2
+    peers = tuple(part.strip() for part in args.peers.split(",") if part.strip())
+    unknown = sorted(set(peers) - set(BENCH_PEERS))
+    if unknown:
+        print(f"reelwire bench: unknown peers {', '.join(unknown)}; choose from {', '.join(BENCH_PEERS)}",
+              file=sys.stderr)
+        return 2
     options = BenchOptions(
         duration_s=args.duration,
         reels=args.reels,
@@ -99,6 +112,9 @@ def _bench(args: argparse.Namespace) -> int:
         mix=mix,
         fanout_viewers=tuple(int(part) for part in args.viewers.split(",") if part.strip()),
         fanout_rate=args.fanout_rate,
+        reels_per_viewer=args.reels_per_viewer,
+        peers=peers,
+        progress=not args.no_progress,
         **({"output": Path(args.output)} if args.output else {}),
     )
     asyncio.run(run_bench(options))

@@ -4,7 +4,10 @@
 # project and its test and benchmark extras, and the service jars and Redis
 # (through scripts/services.sh install). Every step is skipped when done.
 #
-# Usage: scripts/bootstrap.sh
+# Usage: scripts/bootstrap.sh [--with-peers]
+#   --with-peers  also build Centrifugo and install Strapi, the benchmark's
+#                 peers (scripts/centrifugo.sh and scripts/strapi.sh), which
+#                 takes about 9 minutes on a fresh 2-core machine.
 # Environment: PYTHON [python3], the interpreter (3.11 or newer) for .venv.
 
 set -euo pipefail
@@ -55,3 +58,8 @@ else
 fi
 
 bash "$SCRIPT_DIR/services.sh" install
+
+if [ "${1:-}" = "--with-peers" ]; then
+    bash "$SCRIPT_DIR/centrifugo.sh" install
+    bash "$SCRIPT_DIR/strapi.sh" install
+fi

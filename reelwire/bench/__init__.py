@@ -1,1 +1,3 @@
-"""The benchmark: a realistic load on Reelwire and on its peers, measured in one run."""
+"""The benchmark: Reelwire measured beside its peers on one machine, in one run."""
+
+PEERS = ("naive", "centrifugo", "strapi")

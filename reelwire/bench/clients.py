@@ -20,6 +20,8 @@ from websockets.asyncio.client import connect
 
 from reelwire.bench.workload import LatencyRecorder, OperationMix, ZipfPicker
 
+READ_KINDS = ("reel", "comments", "feed", "search")
+
 
 @dataclass
 class LoadResult:
@@ -28,21 +30,27 @@ class LoadResult:
     elapsed_s: float = 0.0
     latency: LatencyRecorder = field(default_factory=LatencyRecorder)
     statuses: dict[str, int] = field(default_factory=dict)
+    reads: LatencyRecorder = field(default_factory=LatencyRecorder)
 
     @property
     def per_second(self) -> float:
         return self.acknowledged / self.elapsed_s if self.elapsed_s else 0.0
 
     def summary(self) -> dict[str, Any]:
+        """Commands and reads are reported apart: only commands are acknowledged interactions."""
         return {
             "name": self.name,
             "acknowledged": self.acknowledged,
-            "errors": self.latency.errors,
+            "errors": self.latency.errors + self.reads.errors,
             "elapsed_s": round(self.elapsed_s, 3),
             "per_second": round(self.per_second, 1),
             "p50_ms": round(self.latency.percentile_ms(50), 3),
             "p99_ms": round(self.latency.percentile_ms(99), 3),
             "max_ms": round(self.latency.max_ms(), 3),
+            "reads": self.reads.count,
+            "reads_per_second": round(self.reads.count / self.elapsed_s, 1) if self.elapsed_s else 0.0,
+            "read_p50_ms": round(self.reads.percentile_ms(50), 3),
+            "read_p99_ms": round(self.reads.percentile_ms(99), 3),
             "statuses": self.statuses,
         }
 
@@ -140,14 +148,16 @@ async def rest_commands(
     concurrency: int,
     seed: int,
     naive: bool = False,
+    read_kinds: tuple[str, ...] = READ_KINDS,
 ) -> LoadResult:
-    """Send REST commands from ``concurrency`` workers, each as one of the users.
+    """Send REST commands and reads from ``concurrency`` workers, each as one of the users.
 
-    With ``naive`` the target is the naive peer, which only understands likes
-    and takes the user from an ``X-User`` header.
+    A read takes the next of ``read_kinds`` in turn: a reel with its counts, a
+    page of its comments, the feed or a hashtag search. With ``naive`` the target is the naive peer,
+    which only understands likes and takes the user from an ``X-User`` header.
     """
     result = LoadResult("rest-naive" if naive else "rest")
-    weights = {"like": 1.0} if naive else mix.command_weights()
+    weights = {"like": 1.0} if naive else {**mix.command_weights(), "read": mix.read}
     started = time.perf_counter()
     deadline = started + duration_s
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
@@ -162,9 +172,14 @@ async def rest_commands(
             counter = itertools.count()
             while time.perf_counter() < deadline:
                 op = _choose(weights, rng)
+                sequence = next(counter)
                 reel_id = reel_ids[picker.pick()]
-                method, path, body = _rest_request(op, reel_id)
-                request_headers = dict(headers, **{"Idempotency-Key": f"r{seed}-{number}-{next(counter)}"})
+                reading = op == "read"
+                if reading:
+                    method, path, body = _read_request(read_kinds[sequence % len(read_kinds)], reel_id)
+                else:
+                    method, path, body = _rest_request(op, reel_id)
+                request_headers = dict(headers, **{"Idempotency-Key": f"r{seed}-{number}-{sequence}"})
                 began = time.perf_counter()
                 try:
                     async with session.request(method, path, json=body, headers=request_headers) as response:
@@ -172,19 +187,31 @@ async def rest_commands(
                         ok = response.status < 300
                         key = str(response.status)
                         if ok:
-                            key = "ok" if naive else json.loads(payload).get("status", "ok")
+                            key = "ok" if naive or reading else json.loads(payload).get("status", "ok")
                 except aiohttp.ClientError:
                     ok, key = False, "transport_error"
+                key = f"read {key}" if reading else key
                 result.statuses[key] = result.statuses.get(key, 0) + 1
+                recorder = result.reads if reading else result.latency
                 if ok:
-                    result.acknowledged += 1
-                    result.latency.record_seconds(time.perf_counter() - began)
+                    result.acknowledged += 0 if reading else 1
+                    recorder.record_seconds(time.perf_counter() - began)
                 else:
-                    result.latency.errors += 1
+                    recorder.errors += 1
 
         await asyncio.gather(*(worker(number) for number in range(concurrency)))
     result.elapsed_s = time.perf_counter() - started
     return result
+
+
+def _read_request(kind: str, reel_id: str) -> tuple[str, str, None]:
+    if kind == "reel":
+        return "GET", f"/reels/{reel_id}", None
+    if kind == "comments":
+        return "GET", f"/reels/{reel_id}/comments?limit=20", None
+    if kind == "feed":
+        return "GET", "/feed?limit=20", None
+    return "GET", "/search?q=%23bench&limit=20", None
 
 
 def _rest_request(op: str, reel_id: str) -> tuple[str, str, dict[str, Any] | None]:

@@ -1,10 +1,15 @@
-"""The fan-out workload: many viewers on one hot reel while likes stream in.
+"""The fan-out workload: many viewers, each watching a few reels, while likes stream into the hot one.
 
-Likes come from one socket that authenticates as a new user before each like,
-so that every like changes the count. Every viewer counts the state frames it
-receives. One viewer in ``sample_every`` also records when each version
-arrived. The like-to-push latency of a like is the time from sending it to the
-first push that includes its version.
+Every viewer subscribes to the hot reel and to ``reels_per_viewer - 1`` other
+reels picked by Zipf popularity. Likes go to the hot reel at a fixed rate,
+each from a new user so that every like changes the count. Every viewer
+counts the frames it receives; one viewer in ``sample_every`` also records
+when each count of the hot reel arrived. The like-to-push latency of a like
+is the time from sending it to the first push at a sampled viewer whose count
+includes it.
+
+The same measurement drives Reelwire and the naive peer; the Centrifugo peer
+reuses :class:`FanoutResult` and :func:`record_push_latency`.
 """
 
 from __future__ import annotations
@@ -12,17 +17,39 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
 
-from reelwire.bench.workload import LatencyRecorder
+from reelwire.bench.workload import LatencyRecorder, ZipfPicker
 
 CONNECT_BATCH = 200
 ACK_DRAIN_S = 60.0
+NAIVE_LIKES_IN_FLIGHT = 64
+
+# A frame parser returns the hot reel's count or version carried by a frame, or None.
+FrameParser = Callable[[str | bytes], int | None]
+
+
+@dataclass(frozen=True)
+class FanoutSpec:
+    """Sizes of one fan-out measurement, the same for Reelwire and every peer."""
+
+    viewers: int
+    rate: float
+    duration_s: float
+    other_reels: tuple[str, ...] = ()
+    reels_per_viewer: int = 3
+    sample_every: int = 50
+    seed: int = 7
+
+    def reels_for_viewer(self, hot: str, rng: random.Random) -> list[str]:
+        return viewer_reels(hot, list(self.other_reels), self.reels_per_viewer, rng)
 
 
 @dataclass
@@ -48,6 +75,43 @@ class FanoutResult:
         }
 
 
+def record_push_latency(
+    latency: LatencyRecorder, sent: list[tuple[int, float]], arrivals: list[tuple[int, float]]
+) -> None:
+    """Record, for every sent ``(count, time)``, the wait until the first arrival carrying that count or more.
+
+    ``arrivals`` are one viewer's ``(count, time)`` pairs in arrival order; a
+    count lower than one seen before is ignored, since it brings nothing new.
+    A sent count that never arrived is recorded as an error.
+    """
+    counts: list[int] = []
+    times: list[float] = []
+    for count, arrived in arrivals:
+        if not counts or count > counts[-1]:
+            counts.append(count)
+            times.append(arrived)
+    for count, sent_at in sent:
+        position = bisect.bisect_left(counts, count)
+        if position < len(counts):
+            latency.record_seconds(times[position] - sent_at)
+        else:
+            latency.errors += 1
+
+
+def viewer_reels(hot: str, others: list[str], per_viewer: int, rng: random.Random) -> list[str]:
+    """Return the hot reel and ``per_viewer - 1`` distinct others, picked by Zipf popularity."""
+    chosen = [hot]
+    if not others:
+        return chosen
+    picker = ZipfPicker(len(others), 1.1, rng)
+    target = min(per_viewer, len(others) + 1)
+    while len(chosen) < target:
+        reel_id = others[picker.pick()]
+        if reel_id not in chosen:
+            chosen.append(reel_id)
+    return chosen
+
+
 class _Viewer:
     def __init__(self, socket: ClientConnection, sampled: bool) -> None:
         self.socket = socket
@@ -55,111 +119,178 @@ class _Viewer:
         self.frames = 0
         self.arrivals: list[tuple[int, float]] = []
 
-    async def read(self, stop: asyncio.Event) -> None:
+    async def read(self, parse: FrameParser, stop: asyncio.Event) -> None:
         try:
             async for raw in self.socket:
                 if stop.is_set():
                     return
                 self.frames += 1
                 if self.sampled:
-                    frame = json.loads(raw)
-                    if frame.get("type") == "reel.state":
-                        self.arrivals.append((frame["version"], time.perf_counter()))
+                    count = parse(raw)
+                    if count is not None:
+                        self.arrivals.append((count, time.perf_counter()))
         except Exception:  # noqa: BLE001 - a viewer closed by the server ends its own count only
             return
 
 
-async def fanout_load(
-    ws_url: str,
-    reel_id: str,
-    viewers: int,
-    token_for: Callable[[int], str],
-    *,
-    rate: float,
-    duration_s: float,
-    gateway_rss_mb: Callable[[], float],
-    sample_every: int = 50,
-) -> FanoutResult:
-    """Connect ``viewers`` sockets to one reel, stream likes at ``rate`` per second, and measure."""
-    result = FanoutResult(viewers)
-    rss_before = gateway_rss_mb()
+async def _measure(
+    result: FanoutResult,
+    join: Callable[[int], Awaitable[ClientConnection]],
+    parse: FrameParser,
+    send_likes: Callable[[list[tuple[int, float]], float], Awaitable[None]],
+    server_rss_mb: Callable[[], float],
+    sample_every: int,
+) -> None:
+    """Connect the viewers, run ``send_likes`` and fill ``result``, then close every socket.
+
+    ``send_likes(sent, started)`` appends ``(count, time sent)`` for each
+    acknowledged like. It returns once every like it sent got a response or
+    timed out.
+    """
+    rss_before = server_rss_mb()
     stop = asyncio.Event()
     members: list[_Viewer] = []
-    subscribe = json.dumps({"op": "subscribe", "reel_ids": [reel_id]})
-
-    async def join(number: int) -> _Viewer:
-        socket = await connect(ws_url, max_size=None, open_timeout=60)
-        await socket.recv()
-        await socket.send(subscribe)
-        return _Viewer(socket, number % sample_every == 0)
-
-    for start in range(0, viewers, CONNECT_BATCH):
-        members.extend(await asyncio.gather(*(join(n) for n in range(start, min(viewers, start + CONNECT_BATCH)))))
+    for start in range(0, result.viewers, CONNECT_BATCH):
+        sockets = await asyncio.gather(*(join(n) for n in range(start, min(result.viewers, start + CONNECT_BATCH))))
+        members.extend(_Viewer(socket, (start + offset) % sample_every == 0) for offset, socket in enumerate(sockets))
     await asyncio.sleep(1.0)
-    result.gateway_mb_per_1000 = (gateway_rss_mb() - rss_before) / viewers * 1000
-    readers = [asyncio.ensure_future(member.read(stop)) for member in members]
+    result.gateway_mb_per_1000 = (server_rss_mb() - rss_before) / result.viewers * 1000
+    readers = [asyncio.ensure_future(member.read(parse, stop)) for member in members]
     await asyncio.sleep(0.5)
     for member in members:
         member.frames = 0
         member.arrivals.clear()
 
-    sent_at: dict[str, float] = {}
-    version_sent_at: list[tuple[int, float]] = []
-    ingest = await connect(ws_url, max_size=None)
-    await ingest.recv()
-
-    async def read_acks() -> None:
-        async for raw in ingest:
-            frame = json.loads(raw)
-            if frame.get("type") == "ack" and frame.get("status") == "applied":
-                started = sent_at.pop(frame["request_id"], None)
-                if started is not None:
-                    result.likes_acknowledged += 1
-                    version_sent_at.append((frame["version"], started))
-
-    acks = asyncio.ensure_future(read_acks())
+    sent: list[tuple[int, float]] = []
     started = time.perf_counter()
-    tick = 0.01
-    user = 0
-    while time.perf_counter() - started < duration_s:
-        due = int((time.perf_counter() - started) * rate) - result.likes_sent
-        for _ in range(max(0, due)):
-            user += 1
-            request_id = f"fan-{user}"
-            await ingest.send(json.dumps({"op": "auth", "token": token_for(user)}))
-            sent_at[request_id] = time.perf_counter()
-            await ingest.send(json.dumps({"op": "like", "reel_id": reel_id, "request_id": request_id}))
-            result.likes_sent += 1
-        await asyncio.sleep(tick)
+    try:
+        await send_likes(sent, started)
+        await asyncio.sleep(0.5)
+        result.elapsed_s = time.perf_counter() - started
+        stop.set()
+        result.likes_acknowledged = len(sent)
+        sent.sort()
+        for member in members:
+            result.pushes += member.frames
+            if member.sampled:
+                record_push_latency(result.latency, sent, member.arrivals)
+    finally:
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await asyncio.gather(*(member.socket.close() for member in members), return_exceptions=True)
 
-    # Every like sent is waited for, so that the run's count of acknowledged
-    # commands matches the events in the log. Rates include this wait, because
-    # likes and pushes go on during it.
-    drain_deadline = time.perf_counter() + ACK_DRAIN_S
-    while sent_at and time.perf_counter() < drain_deadline and not acks.done():
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.5)
-    result.elapsed_s = time.perf_counter() - started
-    stop.set()
 
-    for member in members:
-        result.pushes += member.frames
-    version_sent_at.sort()
-    for member in members:
-        if not member.sampled or not member.arrivals:
-            continue
-        versions = [version for version, _ in member.arrivals]
-        for version, sent in version_sent_at:
-            position = bisect.bisect_left(versions, version)
-            if position < len(versions):
-                result.latency.record_seconds(member.arrivals[position][1] - sent)
-            else:
-                result.latency.errors += 1
+async def fanout_load(
+    ws_url: str,
+    reel_id: str,
+    spec: FanoutSpec,
+    token_for: Callable[[int], str],
+    gateway_rss_mb: Callable[[], float],
+) -> FanoutResult:
+    """Measure Reelwire: viewers on its WebSocket, likes from one socket that signs in as a new user each time."""
+    result = FanoutResult(spec.viewers)
+    rng = random.Random(spec.seed)
+    rate, duration_s = spec.rate, spec.duration_s
 
-    acks.cancel()
-    for reader in readers:
-        reader.cancel()
-    await asyncio.gather(acks, *readers, return_exceptions=True)
-    await ingest.close()
-    await asyncio.gather(*(member.socket.close() for member in members), return_exceptions=True)
+    async def join(number: int) -> ClientConnection:
+        socket = await connect(ws_url, max_size=None, open_timeout=60)
+        await socket.recv()
+        await socket.send(json.dumps({"op": "subscribe", "reel_ids": spec.reels_for_viewer(reel_id, rng)}))
+        return socket
+
+    def parse(raw: str | bytes) -> int | None:
+        frame = json.loads(raw)
+        if frame.get("type") == "reel.state" and frame.get("reel_id") == reel_id:
+            return int(frame["version"])
+        return None
+
+    async def send_likes(sent: list[tuple[int, float]], started: float) -> None:
+        sent_at: dict[str, float] = {}
+        ingest = await connect(ws_url, max_size=None)
+        await ingest.recv()
+
+        async def read_acks() -> None:
+            async for raw in ingest:
+                frame = json.loads(raw)
+                if frame.get("type") == "ack" and frame.get("status") == "applied":
+                    began = sent_at.pop(frame["request_id"], None)
+                    if began is not None:
+                        sent.append((frame["version"], began))
+
+        acks = asyncio.ensure_future(read_acks())
+        user = 0
+        while time.perf_counter() - started < duration_s:
+            due = int((time.perf_counter() - started) * rate) - result.likes_sent
+            for _ in range(max(0, due)):
+                user += 1
+                request_id = f"fan-{user}"
+                await ingest.send(json.dumps({"op": "auth", "token": token_for(user)}))
+                sent_at[request_id] = time.perf_counter()
+                await ingest.send(json.dumps({"op": "like", "reel_id": reel_id, "request_id": request_id}))
+                result.likes_sent += 1
+            await asyncio.sleep(0.01)
+        # Every like sent is waited for, so that the run's count of acknowledged
+        # commands matches the events in the log. Rates include this wait,
+        # because likes and pushes go on during it.
+        drain_deadline = time.perf_counter() + ACK_DRAIN_S
+        while sent_at and time.perf_counter() < drain_deadline and not acks.done():
+            await asyncio.sleep(0.05)
+        acks.cancel()
+        await asyncio.gather(acks, return_exceptions=True)
+        await ingest.close()
+
+    await _measure(result, join, parse, send_likes, gateway_rss_mb, spec.sample_every)
+    return result
+
+
+async def naive_fanout_load(
+    base_url: str, ws_url: str, reel_id: str, spec: FanoutSpec, server_rss_mb: Callable[[], float]
+) -> FanoutResult:
+    """Measure the naive peer: viewers on its WebSocket, likes over its REST endpoint."""
+    result = FanoutResult(spec.viewers)
+    rng = random.Random(spec.seed)
+    rate, duration_s = spec.rate, spec.duration_s
+
+    async def join(number: int) -> ClientConnection:
+        socket = await connect(ws_url, max_size=None, open_timeout=60)
+        await socket.send(json.dumps({"reel_ids": spec.reels_for_viewer(reel_id, rng)}))
+        return socket
+
+    def parse(raw: str | bytes) -> int | None:
+        frame = json.loads(raw)
+        return int(frame["likes"]) if frame.get("reel_id") == reel_id else None
+
+    async def send_likes(sent: list[tuple[int, float]], started: float) -> None:
+        slots = asyncio.Semaphore(NAIVE_LIKES_IN_FLIGHT)
+        pending: set[asyncio.Task[None]] = set()
+        timeout = aiohttp.ClientTimeout(total=ACK_DRAIN_S)
+        async with aiohttp.ClientSession(base_url, timeout=timeout) as session:
+
+            async def like(user: int) -> None:
+                began = time.perf_counter()
+                try:
+                    async with session.post(f"/reels/{reel_id}/like", headers={"X-User": f"fan-{user}"}) as response:
+                        if response.status == 200:
+                            sent.append((int((await response.json())["likes"]), began))
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    result.latency.errors += 1
+                finally:
+                    slots.release()
+
+            while time.perf_counter() - started < duration_s:
+                due = int((time.perf_counter() - started) * rate) - result.likes_sent
+                for _ in range(max(0, due)):
+                    await slots.acquire()
+                    if time.perf_counter() - started >= duration_s:
+                        slots.release()
+                        break
+                    result.likes_sent += 1
+                    task = asyncio.ensure_future(like(result.likes_sent))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                await asyncio.sleep(0.01)
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    await _measure(result, join, parse, send_likes, server_rss_mb, spec.sample_every)
     return result

@@ -54,17 +54,22 @@ def create_app(redis_url: str, prefix: str) -> FastAPI:
         await client.publish(f"{prefix}:likes:{reel_id}", json.dumps({"reel_id": reel_id, "likes": count}))
         return {"likes": count}
 
-    @app.websocket("/ws/{reel_id}")
-    async def watch(socket: WebSocket, reel_id: str) -> None:
+    @app.websocket("/ws")
+    async def watch(socket: WebSocket) -> None:
+        """Add the reels of each text frame {"reel_ids": [...]} to what the socket receives."""
         await socket.accept()
-        sockets.setdefault(reel_id, set()).add(socket)
+        watched: set[str] = set()
         try:
             while True:
-                await socket.receive_text()
-        except WebSocketDisconnect:
+                message = json.loads(await socket.receive_text())
+                for reel_id in message.get("reel_ids", []):
+                    sockets.setdefault(reel_id, set()).add(socket)
+                    watched.add(reel_id)
+        except (WebSocketDisconnect, ValueError, AttributeError):
             pass
         finally:
-            sockets[reel_id].discard(socket)
+            for reel_id in watched:
+                sockets[reel_id].discard(socket)
 
     return app
 

@@ -83,6 +83,36 @@ async def wait_http(managed: ManagedProcess, url: str, timeout_s: float) -> None
     raise RuntimeError(f"{managed.name} did not return 200 for {url} within {timeout_s:.0f} s; see {managed.log_path}")
 
 
+async def run_peer_script(script: Path, name: str, run_dir: Path, timeout_s: float) -> Path:
+    """Run ``script install``, logging to run_dir, then return what ``script path`` prints.
+
+    The install script returns at once when its peer is already installed. On
+    timeout the script's whole process group is killed, because the package
+    managers and compilers it starts run in that group too.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / f"{name}-install.log"
+    with open(log_path, "wb") as log:
+        install = await asyncio.create_subprocess_exec(
+            "bash", str(script), "install", stdout=log, stderr=asyncio.subprocess.STDOUT, cwd=REPO_ROOT,
+            start_new_session=True,
+        )
+        try:
+            await asyncio.wait_for(install.wait(), timeout_s)
+        except TimeoutError:
+            os.killpg(install.pid, signal.SIGKILL)
+            await install.wait()
+            raise RuntimeError(f"installing {name} timed out after {timeout_s:.0f} s; see {log_path}") from None
+    if install.returncode != 0:
+        raise RuntimeError(f"installing {name} failed with exit code {install.returncode}; see {log_path}")
+    path = await asyncio.create_subprocess_exec("bash", str(script), "path", stdout=asyncio.subprocess.PIPE,
+                                                cwd=REPO_ROOT)
+    output, _ = await path.communicate()
+    if path.returncode != 0:
+        raise RuntimeError(f"'{script.name} path' failed with exit code {path.returncode}")
+    return Path(output.decode().strip())
+
+
 def process_tree_rss_mb(pid: int) -> float:
     return sum(_own_rss_mb(member) for member in [pid, *_descendants(pid)])
 

@@ -17,11 +17,12 @@ def test_bench_smoke_reports_every_figure(tmp_path):
     completed = subprocess.run(
         [sys.executable, "-m", "reelwire.cli", "bench", "--duration", "1", "--reels", "5", "--sockets", "2",
          "--window", "4", "--rest-concurrency", "4", "--viewers", "20", "--fanout-rate", "50",
-         "--output", str(tmp_path)],
+         "--no-progress", "--output", str(tmp_path)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    assert "acked/s" in completed.stdout
+    assert "ops/s" in completed.stdout
+    assert "ratio = Reelwire / peer" in completed.stdout
     runs = list(tmp_path.glob("*/results.json"))
     assert len(runs) == 1
     results = json.loads(runs[0].read_text())
@@ -30,18 +31,32 @@ def test_bench_smoke_reports_every_figure(tmp_path):
     phases = {(p["target"], p["transport"], p["workload"]): p for p in results["phases"]}
     assert set(phases) == {
         ("Reelwire", "WebSocket", "mix"), ("Reelwire", "REST", "mix"), ("Reelwire", "WebSocket", "like"),
-        ("Reelwire", "REST", "like"), ("naive peer", "REST", "like"),
+        ("Reelwire", "REST", "like"), ("Reelwire", "REST", "comment"), ("Reelwire", "REST", "read"),
+        ("naive peer", "REST", "like"), ("Strapi", "REST", "like"), ("Strapi", "REST", "comment"),
+        ("Strapi", "REST", "read"),
     }
     for phase in phases.values():
-        assert phase["acknowledged"] > 0
+        assert phase["per_second"] > 0
         for key in ("per_second", "p50_ms", "p99_ms", "errors"):
             assert key in phase
-    fanout = results["fanout"][0]
-    assert fanout["viewers"] == 20
-    for key in ("pushes_per_second", "push_p50_ms", "push_p99_ms", "push_max_ms", "gateway_mb_per_1000_sockets"):
-        assert key in fanout
-    assert fanout["pushes_per_second"] > 0
-    assert results["memory_mb"]
+    assert phases[("Reelwire", "REST", "mix")]["reads"] > 0
+    fanouts = {row["target"]: row for row in results["fanout"]}
+    assert set(fanouts) == {"Reelwire", "naive peer", "Centrifugo"}
+    for fanout in fanouts.values():
+        assert fanout["viewers"] == 20
+        for key in ("pushes_per_second", "push_p50_ms", "push_p99_ms", "push_max_ms",
+                    "gateway_mb_per_1000_sockets"):
+            assert key in fanout
+        assert fanout["pushes_per_second"] > 0
+    for component in ("gateway", "Ray and actors", "Kafka", "Cassandra", "Redis", "naive peer", "Centrifugo",
+                      "Strapi"):
+        assert results["memory_mb"][component] > 0
+    compared = {(row["figure"], row["peer"]) for row in results["comparisons"]}
+    assert ("REST like ops/s", "naive peer") in compared
+    assert ("fan-out 20 viewers pushes/s", "naive peer") in compared
+    assert ("fan-out 20 viewers push p99 ms", "Centrifugo") in compared
+    assert ("REST read ops/s", "Strapi") in compared
+    assert ("REST comment ops/s", "Strapi") in compared
     lag = results["replication_lag"]
     for key in ("cassandra_p50_ms", "cassandra_p99_ms", "search_p50_ms", "search_p99_ms"):
         assert key in lag

@@ -1,0 +1,107 @@
+"""Run metadata (machine and versions) and the plain-text tables of a benchmark run."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from importlib import metadata
+from typing import Any
+
+from reelwire.bench.comparisons import Comparison, render
+
+
+def render_table(results: dict[str, Any], comparisons: list[Comparison]) -> str:
+    header = (f"{'target':<12} {'transport':<10} {'workload':<8} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'reads/s':>8} {'errors':>7}")
+    lines = [header, "-" * len(header)]
+    for phase in results["phases"]:
+        reads = f"{phase['reads_per_second']:>8.0f}" if phase.get("reads") and phase["workload"] != "read" else ""
+        lines.append(
+            f"{phase['target']:<12} {phase['transport']:<10} {phase['workload']:<8} {phase['per_second']:>9.0f} "
+            f"{phase['p50_ms']:>8.2f} {phase['p99_ms']:>8.2f} {reads:>8} {phase['errors']:>7}"
+        )
+    lines.append("ops/s counts acknowledged commands, or answered reads in a 'read' workload; "
+                 "reads/s are the reads inside a mix.")
+
+    lag = results.get("replication_lag")
+    if lag:
+        lines += ["", f"replication lag, ack to Cassandra row: p50 {lag['cassandra_p50_ms']:.1f} ms, "
+                      f"p99 {lag['cassandra_p99_ms']:.1f} ms ({lag['cassandra_samples']} samples); "
+                      f"ack to search hit: p50 {lag['search_p50_ms']:.1f} ms, p99 {lag['search_p99_ms']:.1f} ms "
+                      f"({lag['search_samples']} samples)"]
+
+    check = results.get("consistency")
+    if check:
+        lines += [f"correctness: {check['reels']} reels, {check['events_in_log']} events in the log, "
+                  f"{check['applied_acknowledgements']} applied acknowledgements "
+                  f"({'equal' if check['acks_equal_events'] else 'NOT equal'}); actors differing from the log: "
+                  f"{check['actors_differing_from_log']}; Cassandra differing from the log: "
+                  f"{check['cassandra_differing_from_log']}"]
+    if results.get("fanout"):
+        header = (f"{'target':<12} {'viewers':>8} {'likes/s':>8} {'pushes/s':>9} {'push p50':>9} {'push p99':>9} "
+                  f"{'push max':>9} {'MiB/1000 sockets':>17}")
+        lines += ["", header, "-" * len(header)]
+        for row in results["fanout"]:
+            lines.append(
+                f"{row['target']:<12} {row['viewers']:>8} {row['likes_per_second']:>8.0f} "
+                f"{row['pushes_per_second']:>9.0f} {row['push_p50_ms']:>9.1f} {row['push_p99_ms']:>9.1f} "
+                f"{row['push_max_ms']:>9.1f} {row['gateway_mb_per_1000_sockets']:>17.1f}"
+            )
+    if results.get("memory_mb"):
+        lines += ["", "resident memory, MiB: " + ", ".join(
+            f"{name} {value:.0f}" for name, value in results["memory_mb"].items())]
+    if comparisons:
+        lines += ["", "Reelwire beside each peer (ratio = Reelwire / peer):", render(comparisons)]
+    return "\n".join(lines)
+
+
+def machine_info() -> dict[str, Any]:
+    memory_kb = 0
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def versions(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Versions of the Python packages, the services and, through ``extra``, the peers."""
+    names = ["reelwire", "ray", "fastapi", "uvicorn", "websockets", "redis", "aiokafka", "cassandra-driver", "tantivy"]
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    found.update({"kafka": "3.9.1", "cassandra": "5.0.6", "redis-server": _command_version(["redis-server", "-v"])})
+    found.update(extra or {})
+    return found
+
+
+def _command_version(command: list[str]) -> str:
+    if shutil.which(command[0]) is None:
+        return "not installed"
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+    for word in completed.stdout.split():
+        if word.startswith("v="):
+            return word[2:]
+    return completed.stdout.strip()[:60]
