@@ -31,6 +31,8 @@ class LoadResult:
     latency: LatencyRecorder = field(default_factory=LatencyRecorder)
     statuses: dict[str, int] = field(default_factory=dict)
     reads: LatencyRecorder = field(default_factory=LatencyRecorder)
+    # Commands sent whose outcome never arrived: each may or may not have been applied.
+    unanswered: int = 0
 
     @property
     def per_second(self) -> float:
@@ -51,6 +53,7 @@ class LoadResult:
             "reads_per_second": round(self.reads.count / self.elapsed_s, 1) if self.elapsed_s else 0.0,
             "read_p50_ms": round(self.reads.percentile_ms(50), 3),
             "read_p99_ms": round(self.reads.percentile_ms(99), 3),
+            "unanswered": self.unanswered,
             "statuses": self.statuses,
         }
 
@@ -131,6 +134,7 @@ async def websocket_commands(
                 pass
             except asyncio.TimeoutError:
                 result.latency.errors += len(sent_at)
+                result.unanswered += len(sent_at)
                 receiver.cancel()
 
     await asyncio.gather(*(run_socket(number, token) for number, token in enumerate(tokens)))
@@ -188,8 +192,9 @@ async def rest_commands(
                         key = str(response.status)
                         if ok:
                             key = "ok" if naive or reading else json.loads(payload).get("status", "ok")
-                except aiohttp.ClientError:
+                except (aiohttp.ClientError, asyncio.TimeoutError):
                     ok, key = False, "transport_error"
+                    result.unanswered += 0 if reading else 1
                 key = f"read {key}" if reading else key
                 result.statuses[key] = result.statuses.get(key, 0) + 1
                 recorder = result.reads if reading else result.latency

@@ -57,6 +57,8 @@ class FanoutResult:
     viewers: int
     likes_sent: int = 0
     likes_acknowledged: int = 0
+    # Likes sent whose outcome never arrived before the drain timed out.
+    unanswered: int = 0
     pushes: int = 0
     elapsed_s: float = 0.0
     latency: LatencyRecorder = field(default_factory=LatencyRecorder)
@@ -65,6 +67,9 @@ class FanoutResult:
     def summary(self) -> dict[str, Any]:
         return {
             "viewers": self.viewers,
+            "likes_sent": self.likes_sent,
+            "likes_acknowledged": self.likes_acknowledged,
+            "likes_unanswered": self.unanswered,
             "likes_per_second": round(self.likes_acknowledged / self.elapsed_s, 1) if self.elapsed_s else 0.0,
             "pushes_per_second": round(self.pushes / self.elapsed_s, 1) if self.elapsed_s else 0.0,
             "push_p50_ms": round(self.latency.percentile_ms(50), 2),
@@ -236,6 +241,7 @@ async def fanout_load(
         drain_deadline = time.perf_counter() + ACK_DRAIN_S
         while sent_at and time.perf_counter() < drain_deadline and not acks.done():
             await asyncio.sleep(0.05)
+        result.unanswered = len(sent_at)
         acks.cancel()
         await asyncio.gather(acks, return_exceptions=True)
         await ingest.close()

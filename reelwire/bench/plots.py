@@ -53,12 +53,13 @@ def _fanout(results: dict[str, Any], path: Path) -> Path:
     for index, target in enumerate(targets):
         positions = [x + (index - (len(targets) - 1) / 2) * width for x in range(len(viewer_counts))]
         heights = [by_key[(target, v)]["pushes_per_second"] if (target, v) in by_key else 0 for v in viewer_counts]
-        push_axis.bar(positions, heights, width=width, label=target)
+        color = f"C{index}"
+        push_axis.bar(positions, heights, width=width, label=target, color=color)
         present = [v for v in viewer_counts if (target, v) in by_key]
         latency_axis.plot([str(v) for v in present], [by_key[(target, v)]["push_p99_ms"] for v in present],
-                          marker="o", label=f"{target} p99")
+                          marker="o", color=color, label=f"{target} p99")
         latency_axis.plot([str(v) for v in present], [by_key[(target, v)]["push_p50_ms"] for v in present],
-                          marker=".", linestyle="--", label=f"{target} p50")
+                          marker=".", linestyle="--", color=color, label=f"{target} p50")
     push_axis.set_xticks(list(range(len(viewer_counts))), [str(v) for v in viewer_counts])
     push_axis.set_xlabel("subscribed viewers")
     push_axis.set_ylabel("pushes delivered per second")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import shutil
@@ -36,7 +37,10 @@ def render_table(results: dict[str, Any], comparisons: list[Comparison]) -> str:
     if check:
         lines += [f"correctness: {check['reels']} reels, {check['events_in_log']} events in the log, "
                   f"{check['applied_acknowledgements']} applied acknowledgements "
-                  f"({'equal' if check['acks_equal_events'] else 'NOT equal'}); actors differing from the log: "
+                  f"({'equal' if check['acks_equal_events'] else 'NOT equal'}), "
+                  f"{check['unanswered_commands']} commands without an outcome "
+                  f"({'within bounds' if check['events_within_bounds'] else 'OUT OF BOUNDS'}); "
+                  f"actors differing from the log: "
                   f"{check['actors_differing_from_log']}; Cassandra differing from the log: "
                   f"{check['cassandra_differing_from_log']}"]
     if results.get("fanout"):
@@ -105,3 +109,34 @@ def _command_version(command: list[str]) -> str:
         if word.startswith("v="):
             return word[2:]
     return completed.stdout.strip()[:60]
+
+
+def render_markdown(results: dict[str, Any], comparisons: list[Comparison]) -> str:
+    """Return the run's tables in Markdown, ready to paste into docs/benchmarks.md."""
+    lines = [
+        "| target | transport | workload | ops/s | p50 ms | p99 ms | reads/s in mix | errors |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for phase in results["phases"]:
+        reads = f"{phase['reads_per_second']:,.0f}" if phase.get("reads") and phase["workload"] != "read" else ""
+        lines.append(f"| {phase['target']} | {phase['transport']} | {phase['workload']} | {phase['per_second']:,.0f} "
+                     f"| {phase['p50_ms']:,.1f} | {phase['p99_ms']:,.1f} | {reads} | {phase['errors']} |")
+    if results.get("fanout"):
+        lines += ["", "| target | viewers | likes/s | pushes/s | push p50 ms | push p99 ms | push max ms "
+                      "| MiB per 1,000 sockets |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for row in results["fanout"]:
+            lines.append(f"| {row['target']} | {row['viewers']:,} | {row['likes_per_second']:,.0f} "
+                         f"| {row['pushes_per_second']:,.0f} | {row['push_p50_ms']:,.1f} | {row['push_p99_ms']:,.1f} "
+                         f"| {row['push_max_ms']:,.1f} | {row['gateway_mb_per_1000_sockets']:,.1f} |")
+    if results.get("memory_mb"):
+        lines += ["", "| component | resident MiB |", "| --- | ---: |"]
+        lines += [f"| {name} | {value:,.0f} |" for name, value in results["memory_mb"].items()]
+    if comparisons:
+        lines += ["", "| figure | peer | Reelwire | peer | Reelwire / peer | better |",
+                  "| --- | --- | ---: | ---: | ---: | --- |"]
+        for row in comparisons:
+            ratio = "n/a" if math.isnan(row.ratio) else f"{row.ratio:.2f}x"
+            better = "higher" if row.higher_is_better else "lower"
+            lines.append(f"| {row.figure} | {row.peer} | {row.reelwire:,.1f} | {row.other:,.1f} | {ratio} | {better} |")
+    return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ import math
 import os
 import secrets
 import subprocess
+import sys
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,7 +34,8 @@ from reelwire.bench.memory import component_rss_mb
 from reelwire.bench.plots import write_plots
 from reelwire.bench.processes import free_port, own_rss_mb, python, start_process, wait_http
 from reelwire.bench.progress import Progress
-from reelwire.bench.report import machine_info, render_table, versions
+from reelwire.bench.report import machine_info, render_markdown, render_table, versions
+from reelwire.bench.settle import wait_until_projected
 from reelwire.bench.verify import LagResult, check_consistency, sample_lag
 from reelwire.bench.workload import OperationMix
 from reelwire.config import REPO_ROOT, Settings
@@ -42,6 +44,7 @@ from storage.cassandra import CassandraStore
 LIKES_ONLY = OperationMix(like=1, unlike=0, share=0, comment=0, read=0)
 COMMENTS_ONLY = OperationMix(like=0, unlike=0, share=0, comment=1, read=0)
 READS_ONLY = OperationMix(like=0, unlike=0, share=0, comment=0, read=1)
+SETTLE_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class _Run:
     fanouts: list[dict[str, Any]] = field(default_factory=list)
     memory: dict[str, float] = field(default_factory=dict)
     peer_versions: dict[str, str] = field(default_factory=dict)
+    settling: list[dict[str, Any]] = field(default_factory=list)
 
     async def phase(self, target: str, transport: str, workload: str, load: Awaitable[LoadResult]) -> LoadResult:
         result = await self.progress.phase(f"{target} {transport} {workload}", self.options.duration_s, load)
@@ -130,11 +134,13 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
         "replication_lag": lag.summary(),
         "consistency": consistency,
         "memory_mb": {name: round(value, 1) for name, value in run.memory.items()},
+        "settling": run.settling,
     }
     comparisons = compare(results)
     results["comparisons"] = [row.as_dict() for row in comparisons]
     (run_dir / "results.json").write_text(json.dumps(_finite(results), indent=2, allow_nan=False))
     write_plots(results, run_dir)
+    (run_dir / "results.md").write_text(render_markdown(results, comparisons))
     print(render_table(results, comparisons))
     print(f"bench: results in {run_dir}")
     return results
@@ -177,6 +183,12 @@ async def _measure_reelwire(run: _Run, run_dir: Path) -> tuple[LagResult, dict[s
             return websocket_commands(ws_url, tokens[first: first + options.sockets], reel_ids, mix,
                                       duration_s=options.duration_s, window=options.window, seed=seed)
 
+        async def settle(before: str) -> None:
+            waited, left = await wait_until_projected(settings, SETTLE_TIMEOUT_S)
+            run.settling.append({"before": before, "waited_s": round(waited, 1), "backlog_left": left})
+            if left:
+                run.progress.note(f"projections still {left} events behind after {waited:.0f} s; going on")
+
         # Replication lag is sampled while the WebSocket mix phase loads the system.
         stop_sampling = asyncio.Event()
         sampler = asyncio.ensure_future(sample_lag(base_url, store, mint_token(settings, "lag-probe", 7200),
@@ -184,16 +196,25 @@ async def _measure_reelwire(run: _Run, run_dir: Path) -> tuple[LagResult, dict[s
         await run.phase("Reelwire", "WebSocket", "mix", websocket(options.mix, 0, options.seed))
         stop_sampling.set()
         lag = await sampler
+        # Each later phase starts once the projections have caught up, so that
+        # it does not pay for the backlog of the phase before it.
+        await settle("REST mix")
         await run.phase("Reelwire", "REST", "mix", rest(options.mix, options.seed))
+        await settle("WebSocket like")
         await run.phase("Reelwire", "WebSocket", "like", websocket(LIKES_ONLY, options.sockets, options.seed + 1))
+        await settle("REST like")
         await run.phase("Reelwire", "REST", "like", rest(LIKES_ONLY, options.seed + 1))
+        await settle("REST comment")
         await run.phase("Reelwire", "REST", "comment", rest(COMMENTS_ONLY, options.seed + 2))
+        await settle("REST read")
         await run.phase("Reelwire", "REST", "read", rest(READS_ONLY, options.seed + 3, read_kinds=("reel",)))
         run.memory.update(component_rss_mb(stack))
 
+        unanswered = sum(phase["unanswered"] for phase in run.phases)
         for viewers in options.fanout_viewers:
             hot = (await _create_reels(base_url, tokens, 1))[0]
             applied += 1
+            await settle(f"fan-out {viewers}")
             run.progress.note(f"Reelwire fan-out to {viewers} viewers at {options.fanout_rate:g} likes/s")
             prefix = f"fan-{viewers}"
             result = await run.fanout("Reelwire", fanout_load(
@@ -201,13 +222,15 @@ async def _measure_reelwire(run: _Run, run_dir: Path) -> tuple[LagResult, dict[s
                 partial(_fan_token, settings, prefix), lambda: own_rss_mb(stack.process.pid),
             ))
             applied += result.likes_acknowledged
+            unanswered += result.unanswered
 
         applied += lag.applied + sum(phase["statuses"].get("applied", 0) for phase in run.phases)
         run.progress.note("checking counts in the actors, in Cassandra and in the Kafka log")
-        consistency = await check_consistency(settings, store, _shard_reader(settings), applied)
+        consistency = await check_consistency(settings, store, _shard_reader(settings), applied, unanswered)
         store.close()
         return lag, consistency, reel_ids
     finally:
+        _leave_ray()
         stack.stop()
 
 
@@ -289,6 +312,17 @@ def _fan_token(settings: Settings, prefix: str, user: int) -> str:
 def _fanout_spec(options: BenchOptions, viewers: int, reel_ids: list[str]) -> FanoutSpec:
     return FanoutSpec(viewers, options.fanout_rate, options.duration_s, tuple(reel_ids), options.reels_per_viewer,
                       seed=options.seed)
+
+
+def _leave_ray() -> None:
+    """Disconnect this process from the deployment's Ray before the deployment stops.
+
+    A Ray driver whose cluster is gone ends its own process after about a
+    minute, and the peers' phases run after Reelwire's deployment stopped.
+    """
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 def _shard_reader(settings: Settings) -> Any:

@@ -86,12 +86,13 @@ async def sample_lag(base_url: str, store: CassandraStore, token: str, stop: asy
 
 
 async def check_consistency(settings: Settings, store: CassandraStore, shard_states: Any,
-                            applied_acks: int, timeout_s: float = 180) -> dict[str, Any]:
+                            applied_acks: int, unanswered: int = 0, timeout_s: float = 180) -> dict[str, Any]:
     """Compare counts in the actors, in Cassandra and recomputed from the Kafka log.
 
     ``shard_states(reel_ids)`` returns the actors' states. ``applied_acks`` is
     the number of commands acknowledged as applied; each wrote one event.
-    Waits up to ``timeout_s`` for the Cassandra projection to catch up.
+    ``unanswered`` commands got no outcome, so each may have written one
+    event or none. Waits up to ``timeout_s`` for the Cassandra projection.
     """
     summary = await summarize_log(settings)
     deadline = time.monotonic() + timeout_s
@@ -106,7 +107,7 @@ async def check_consistency(settings: Settings, store: CassandraStore, shard_sta
     reel_ids = list(summary.counts)
     actor_states = await shard_states(reel_ids)
     actor_mismatch = cassandra_mismatch = 0
-    for reel_id, state in zip(reel_ids, actor_states):
+    for reel_id, state in zip(reel_ids, actor_states, strict=True):
         expected = summary.counts[reel_id]
         triple = (expected.likes, expected.shares, expected.comments)
         counts = state["counts"] if state else None
@@ -118,7 +119,9 @@ async def check_consistency(settings: Settings, store: CassandraStore, shard_sta
         "reels": len(reel_ids),
         "events_in_log": summary.events,
         "applied_acknowledgements": applied_acks,
+        "unanswered_commands": unanswered,
         "acks_equal_events": applied_acks == summary.events,
+        "events_within_bounds": applied_acks <= summary.events <= applied_acks + unanswered,
         "actors_differing_from_log": actor_mismatch,
         "cassandra_differing_from_log": cassandra_mismatch,
         "undecodable_records": summary.undecodable,

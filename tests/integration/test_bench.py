@@ -62,7 +62,10 @@ def test_bench_smoke_reports_every_figure(tmp_path):
         assert key in lag
     check = results["consistency"]
     assert check["acks_equal_events"] is True
+    assert check["events_within_bounds"] is True
+    assert [step["before"] for step in results["settling"]][:2] == ["REST mix", "WebSocket like"]
     assert check["actors_differing_from_log"] == 0
     assert check["cassandra_differing_from_log"] == 0
     assert (runs[0].parent / "throughput.png").stat().st_size > 0
     assert (runs[0].parent / "fanout.png").stat().st_size > 0
+    assert "| Strapi | REST | read |" in (runs[0].parent / "results.md").read_text()
