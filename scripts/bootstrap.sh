@@ -7,7 +7,7 @@
 # Usage: scripts/bootstrap.sh [--with-peers]
 #   --with-peers  also build Centrifugo and install Strapi, the benchmark's
 #                 peers (scripts/centrifugo.sh and scripts/strapi.sh), which
-#                 takes about 9 minutes on a fresh 2-core machine.
+#                 takes about 4 minutes on a fresh 2-core machine.
 # Environment: PYTHON [python3], the interpreter (3.11 or newer) for .venv.
 
 set -euo pipefail

@@ -68,10 +68,10 @@ def compare(results: dict[str, Any]) -> list[Comparison]:
 
 def render(comparisons: list[Comparison]) -> str:
     """Return a plain-text table; a ratio is Reelwire divided by the peer."""
-    header = f"{'figure':<38} {'peer':<11} {'Reelwire':>10} {'peer':>10} {'ratio':>8}  better"
+    header = f"{'figure':<44} {'peer':<11} {'Reelwire':>10} {'peer':>10} {'ratio':>8}  better"
     lines = [header, "-" * len(header)]
     for row in comparisons:
         ratio = "n/a" if math.isnan(row.ratio) else f"{row.ratio:.2f}x"
         better = "higher" if row.higher_is_better else "lower"
-        lines.append(f"{row.figure:<38} {row.peer:<11} {row.reelwire:>10.1f} {row.other:>10.1f} {ratio:>8}  {better}")
+        lines.append(f"{row.figure:<44} {row.peer:<11} {row.reelwire:>10.1f} {row.other:>10.1f} {ratio:>8}  {better}")
     return "\n".join(lines)

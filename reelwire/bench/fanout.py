@@ -29,7 +29,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from reelwire.bench.workload import LatencyRecorder, ZipfPicker
 
 CONNECT_BATCH = 200
-ACK_DRAIN_S = 60.0
+# After the last like is sent, the run waits this long for the outstanding
+# outcomes, so that an overloaded deployment can still acknowledge every like.
+ACK_DRAIN_S = 180.0
+# The naive peer's REST call for one like gives up after this many seconds.
+NAIVE_LIKE_TIMEOUT_S = 60.0
 NAIVE_LIKES_IN_FLIGHT = 64
 
 # A frame parser returns the hot reel's count or version carried by a frame, or None.
@@ -270,7 +274,7 @@ async def naive_fanout_load(
     async def send_likes(sent: list[tuple[int, float]], started: float) -> None:
         slots = asyncio.Semaphore(NAIVE_LIKES_IN_FLIGHT)
         pending: set[asyncio.Task[None]] = set()
-        timeout = aiohttp.ClientTimeout(total=ACK_DRAIN_S)
+        timeout = aiohttp.ClientTimeout(total=NAIVE_LIKE_TIMEOUT_S)
         async with aiohttp.ClientSession(base_url, timeout=timeout) as session:
 
             async def like(user: int) -> None:

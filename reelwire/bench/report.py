@@ -28,21 +28,10 @@ def render_table(results: dict[str, Any], comparisons: list[Comparison]) -> str:
 
     lag = results.get("replication_lag")
     if lag:
-        lines += ["", f"replication lag, ack to Cassandra row: p50 {lag['cassandra_p50_ms']:.1f} ms, "
-                      f"p99 {lag['cassandra_p99_ms']:.1f} ms ({lag['cassandra_samples']} samples); "
-                      f"ack to search hit: p50 {lag['search_p50_ms']:.1f} ms, p99 {lag['search_p99_ms']:.1f} ms "
-                      f"({lag['search_samples']} samples)"]
-
+        lines += ["", _lag_sentence(lag)]
     check = results.get("consistency")
     if check:
-        lines += [f"correctness: {check['reels']} reels, {check['events_in_log']} events in the log, "
-                  f"{check['applied_acknowledgements']} applied acknowledgements "
-                  f"({'equal' if check['acks_equal_events'] else 'NOT equal'}), "
-                  f"{check['unanswered_commands']} commands without an outcome "
-                  f"({'within bounds' if check['events_within_bounds'] else 'OUT OF BOUNDS'}); "
-                  f"actors differing from the log: "
-                  f"{check['actors_differing_from_log']}; Cassandra differing from the log: "
-                  f"{check['cassandra_differing_from_log']}"]
+        lines.append(_check_sentence(check))
     if results.get("fanout"):
         header = (f"{'target':<12} {'viewers':>8} {'likes/s':>8} {'pushes/s':>9} {'push p50':>9} {'push p99':>9} "
                   f"{'push max':>9} {'MiB/1000 sockets':>17}")
@@ -59,6 +48,23 @@ def render_table(results: dict[str, Any], comparisons: list[Comparison]) -> str:
     if comparisons:
         lines += ["", "Reelwire beside each peer (ratio = Reelwire / peer):", render(comparisons)]
     return "\n".join(lines)
+
+
+def _lag_sentence(lag: dict[str, Any]) -> str:
+    return (f"Replication lag: ack to Cassandra row p50 {lag['cassandra_p50_ms']:,.1f} ms, "
+            f"p99 {lag['cassandra_p99_ms']:,.1f} ms ({lag['cassandra_samples']} samples); ack to search hit "
+            f"p50 {lag['search_p50_ms']:,.1f} ms, p99 {lag['search_p99_ms']:,.1f} ms "
+            f"({lag['search_samples']} samples).")
+
+
+def _check_sentence(check: dict[str, Any]) -> str:
+    equal = "equal" if check["acks_equal_events"] else "NOT equal"
+    bounds = "within bounds" if check["events_within_bounds"] else "OUT OF BOUNDS"
+    return (f"Correctness: {check['reels']:,} reels, {check['events_in_log']:,} events in the log, "
+            f"{check['applied_acknowledgements']:,} applied acknowledgements ({equal}), "
+            f"{check['unanswered_commands']:,} commands without an outcome ({bounds}); actors differing from the "
+            f"log: {check['actors_differing_from_log']}; Cassandra differing from the log: "
+            f"{check['cassandra_differing_from_log']}.")
 
 
 def machine_info() -> dict[str, Any]:
@@ -129,6 +135,12 @@ def render_markdown(results: dict[str, Any], comparisons: list[Comparison]) -> s
             lines.append(f"| {row['target']} | {row['viewers']:,} | {row['likes_per_second']:,.0f} "
                          f"| {row['pushes_per_second']:,.0f} | {row['push_p50_ms']:,.1f} | {row['push_p99_ms']:,.1f} "
                          f"| {row['push_max_ms']:,.1f} | {row['gateway_mb_per_1000_sockets']:,.1f} |")
+    lag = results.get("replication_lag")
+    if lag:
+        lines += ["", _lag_sentence(lag)]
+    check = results.get("consistency")
+    if check:
+        lines += ["", _check_sentence(check)]
     if results.get("memory_mb"):
         lines += ["", "| component | resident MiB |", "| --- | ---: |"]
         lines += [f"| {name} | {value:,.0f} |" for name, value in results["memory_mb"].items()]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gateway.auth import mint_token
 from reelwire.bench import PEERS
@@ -76,6 +77,8 @@ class _Run:
     memory: dict[str, float] = field(default_factory=dict)
     peer_versions: dict[str, str] = field(default_factory=dict)
     settling: list[dict[str, Any]] = field(default_factory=list)
+    lag: LagResult = field(default_factory=LagResult)
+    consistency: dict[str, Any] = field(default_factory=dict)
 
     async def phase(self, target: str, transport: str, workload: str, load: Awaitable[LoadResult]) -> LoadResult:
         result = await self.progress.phase(f"{target} {transport} {workload}", self.options.duration_s, load)
@@ -112,8 +115,16 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
                    stdout=subprocess.DEVNULL)
     progress = Progress(planned_phases(options) * options.duration_s, enabled=options.progress)
     run = _Run(options, progress)
+    # Log lines print above the bar instead of on its line.
+    with logging_redirect_tqdm():
+        await _measure_all(run, run_dir)
+    return _report(run, run_dir)
+
+
+async def _measure_all(run: _Run, run_dir: Path) -> None:
+    options = run.options
     try:
-        lag, consistency, reel_ids = await _measure_reelwire(run, run_dir)
+        reel_ids = await _measure_reelwire(run, run_dir)
         if "naive" in options.peers:
             await _measure_naive(run, run_dir, reel_ids)
         if "centrifugo" in options.peers:
@@ -121,8 +132,12 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
         if "strapi" in options.peers:
             await _measure_strapi(run, run_dir)
     finally:
-        progress.close()
+        run.progress.close()
 
+
+def _report(run: _Run, run_dir: Path) -> dict[str, Any]:
+    """Write results.json, results.md and the plots, print the tables and return the results."""
+    options = run.options
     results: dict[str, Any] = {
         "command": "reelwire bench " + _describe(options),
         "machine": machine_info(),
@@ -131,8 +146,8 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
                     "mix": options.mix.__dict__},
         "phases": run.phases,
         "fanout": run.fanouts,
-        "replication_lag": lag.summary(),
-        "consistency": consistency,
+        "replication_lag": run.lag.summary(),
+        "consistency": run.consistency,
         "memory_mb": {name: round(value, 1) for name, value in run.memory.items()},
         "settling": run.settling,
     }
@@ -146,8 +161,8 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
     return results
 
 
-async def _measure_reelwire(run: _Run, run_dir: Path) -> tuple[LagResult, dict[str, Any], list[str]]:
-    """Start a deployment of its own, run Reelwire's phases, check its counts and stop it."""
+async def _measure_reelwire(run: _Run, run_dir: Path) -> list[str]:
+    """Start a deployment of its own, run Reelwire's phases, check its counts, stop it; return its reel ids."""
     options = run.options
     namespace = f"bench_{secrets.token_hex(3)}"
     port = free_port()
@@ -195,7 +210,7 @@ async def _measure_reelwire(run: _Run, run_dir: Path) -> tuple[LagResult, dict[s
                                                    stop_sampling))
         await run.phase("Reelwire", "WebSocket", "mix", websocket(options.mix, 0, options.seed))
         stop_sampling.set()
-        lag = await sampler
+        lag = run.lag = await sampler
         # Each later phase starts once the projections have caught up, so that
         # it does not pay for the backlog of the phase before it.
         await settle("REST mix")
@@ -226,9 +241,9 @@ async def _measure_reelwire(run: _Run, run_dir: Path) -> tuple[LagResult, dict[s
 
         applied += lag.applied + sum(phase["statuses"].get("applied", 0) for phase in run.phases)
         run.progress.note("checking counts in the actors, in Cassandra and in the Kafka log")
-        consistency = await check_consistency(settings, store, _shard_reader(settings), applied, unanswered)
+        run.consistency = await check_consistency(settings, store, _shard_reader(settings), applied, unanswered)
         store.close()
-        return lag, consistency, reel_ids
+        return reel_ids
     finally:
         _leave_ray()
         stack.stop()
