@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from reelwire.bench.fanout import CONNECT_BATCH, FanoutResult, record_push_latency, viewer_reels
-from reelwire.bench.processes import ManagedProcess, free_port, run_peer_script, start_process, wait_http
+from reelwire.bench.processes import ManagedProcess, free_port, run_peer_script, start_ready
 from reelwire.config import REPO_ROOT
 
 logger = logging.getLogger(__name__)
@@ -78,13 +78,9 @@ async def start_centrifugo(run_dir: Path) -> CentrifugoPeer:
     config_path.write_text(json.dumps(_config(port, api_key), indent=2))
     config_path.chmod(0o600)
 
-    process = start_process("centrifugo", [str(binary), "--config", str(config_path)], dict(os.environ), run_dir)
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_http(process, f"{base_url}/health", START_TIMEOUT_S)
-    except BaseException:
-        process.stop()
-        raise
+    process = await start_ready("centrifugo", [str(binary), "--config", str(config_path)], dict(os.environ),
+                                run_dir, f"{base_url}/health", START_TIMEOUT_S)
     logger.info("Centrifugo started on %s (pid %d)", base_url, process.process.pid)
     return CentrifugoPeer(process, f"ws://127.0.0.1:{port}/connection/websocket", f"{base_url}/api", api_key,
                           await _version(binary))

@@ -194,7 +194,8 @@ async def rest_commands(
                             key = "ok" if naive or reading else json.loads(payload).get("status", "ok")
                 except (aiohttp.ClientError, asyncio.TimeoutError):
                     ok, key = False, "transport_error"
-                    result.unanswered += 0 if reading else 1
+                    if not reading:
+                        result.unanswered += 1
                 key = f"read {key}" if reading else key
                 result.statuses[key] = result.statuses.get(key, 0) + 1
                 recorder = result.reads if reading else result.latency

@@ -70,15 +70,31 @@ def _stop_with_parent() -> None:
         pass
 
 
-def start_process(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> ManagedProcess:
+def start_process(
+    name: str, command: list[str], env: dict[str, str], log_dir: Path, cwd: Path = REPO_ROOT
+) -> ManagedProcess:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True,
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True,
             preexec_fn=_stop_with_parent if sys.platform == "linux" else None,
         )
     return ManagedProcess(name, process, log_path)
+
+
+async def start_ready(
+    name: str, command: list[str], env: dict[str, str], log_dir: Path, ready_url: str, timeout_s: float,
+    cwd: Path = REPO_ROOT,
+) -> ManagedProcess:
+    """Start a process and wait until ``ready_url`` returns 200; stop the process when it never does."""
+    process = start_process(name, command, env, log_dir, cwd)
+    try:
+        await wait_http(process, ready_url, timeout_s)
+    except BaseException:
+        process.stop()
+        raise
+    return process
 
 
 async def wait_http(managed: ManagedProcess, url: str, timeout_s: float) -> None:

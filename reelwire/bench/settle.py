@@ -15,26 +15,17 @@ PROJECTION_GROUPS = ("cassandra", "search")
 POLL_S = 0.5
 
 
-async def projection_backlog(settings: Settings) -> int:
+async def _backlog(settings: Settings, admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer) -> int:
     """Return how many events the Cassandra and search projections have yet to commit."""
     partitions = topic_partitions(settings.events_topic, range(settings.kafka_partitions))
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.namespace}-settle")
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.namespace}-settle",
-                                group_id=None, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(partitions)
-        backlog = 0
-        for suffix in PROJECTION_GROUPS:
-            committed = await admin.list_consumer_group_offsets(f"{settings.namespace}.{suffix}")
-            for partition in partitions:
-                done = committed[partition].offset if partition in committed else 0
-                backlog += max(0, ends[partition] - max(0, done))
-        return backlog
-    finally:
-        await consumer.stop()
-        await admin.close()
+    ends = await consumer.end_offsets(partitions)
+    backlog = 0
+    for suffix in PROJECTION_GROUPS:
+        committed = await admin.list_consumer_group_offsets(f"{settings.namespace}.{suffix}")
+        for partition in partitions:
+            done = committed[partition].offset if partition in committed else 0
+            backlog += max(0, ends[partition] - max(0, done))
+    return backlog
 
 
 async def wait_until_projected(settings: Settings, timeout_s: float) -> tuple[float, int]:
@@ -43,8 +34,18 @@ async def wait_until_projected(settings: Settings, timeout_s: float) -> tuple[fl
     Returns the seconds waited and the backlog left (0 unless the wait timed out).
     """
     started = time.monotonic()
-    backlog = await projection_backlog(settings)
-    while backlog > 0 and time.monotonic() - started < timeout_s:
-        await asyncio.sleep(POLL_S)
-        backlog = await projection_backlog(settings)
+    client_id = f"{settings.namespace}-settle"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id=client_id)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, client_id=client_id, group_id=None,
+                                enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        backlog = await _backlog(settings, admin, consumer)
+        while backlog > 0 and time.monotonic() - started < timeout_s:
+            await asyncio.sleep(POLL_S)
+            backlog = await _backlog(settings, admin, consumer)
+    finally:
+        await consumer.stop()
+        await admin.close()
     return time.monotonic() - started, backlog

@@ -33,7 +33,7 @@ from typing import Any
 import aiohttp
 
 from reelwire.bench.clients import LoadResult
-from reelwire.bench.processes import ManagedProcess, free_port, run_peer_script, start_process, wait_http
+from reelwire.bench.processes import ManagedProcess, free_port, run_peer_script, start_ready
 from reelwire.bench.workload import ZipfPicker
 from reelwire.config import REPO_ROOT
 
@@ -92,19 +92,13 @@ async def start_strapi(run_dir: Path) -> StrapiPeer:
         STRAPI_TELEMETRY_DISABLED="true",
         BROWSER="false",
     )
-    # Strapi takes the project from its working directory, and start_process
-    # runs every command in the repository root, so a shell changes directory
-    # first and then replaces itself with Strapi.
-    command = ["sh", "-c", 'cd "$1" && exec ./node_modules/.bin/strapi start', "strapi", str(project_dir)]
-    process = start_process("strapi", command, env, run_dir)
+    # Strapi takes the project from its working directory. The public role
+    # can list reels only after the bootstrap granted its permissions, so a
+    # 200 there means the peer is ready for the load.
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        # The public role can list reels only after the bootstrap granted its
-        # permissions, so a 200 here means the peer is ready for the load.
-        await wait_http(process, f"{base_url}/api/reels", START_TIMEOUT_S)
-    except BaseException:
-        process.stop()
-        raise
+    command = [str(project_dir / "node_modules" / ".bin" / "strapi"), "start"]
+    process = await start_ready("strapi", command, env, run_dir, f"{base_url}/api/reels", START_TIMEOUT_S,
+                                cwd=project_dir)
     version = _installed_version(project_dir)
     logger.info("Strapi %s started on %s (pid %d)", version, base_url, process.process.pid)
     return StrapiPeer(base_url, process, version)
@@ -167,7 +161,7 @@ async def post_entry(session: aiohttp.ClientSession, path: str, fields: dict[str
     async with session.post(path, json={"data": fields}) as response:
         text = await response.text()
         if response.status != 201:
-            raise RuntimeError(f"POST {path} returned {response.status}: {text[:500]}")
+            raise RuntimeError(f"POST {path} failed with HTTP {response.status}: {text[:500]}")
     return dict(json.loads(text)["data"])
 
 
@@ -177,7 +171,7 @@ async def read_like_count(session: aiohttp.ClientSession, reel_id: str) -> int:
     async with session.get(path) as response:
         text = await response.text()
         if response.status != 200:
-            raise RuntimeError(f"GET {path} returned {response.status}: {text[:500]}")
+            raise RuntimeError(f"GET {path} failed with HTTP {response.status}: {text[:500]}")
     return int(json.loads(text)["data"]["likes"]["count"])
 
 
